@@ -1,0 +1,6 @@
+"""GAIL for continuous control, as a PyTorch Lightning trainer over TorchRL collectors."""
+
+from gail_lightning.data import CollectorDataModule
+from gail_lightning.module import GAILModule
+
+__all__ = ["CollectorDataModule", "GAILModule"]

@@ -1,0 +1,72 @@
+"""Evaluation against the expert's score, and a progress bar counted in env frames."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from torchmetrics.aggregation import MeanMetric
+
+from gail_lightning.envs import episode_return, make_env, rollout_episodes
+
+
+class ExpertScore(L.Callback):
+    """Every ``eval_every_frames`` frames (and after the last batch), run deterministic episodes.
+
+    Logs ``eval/return`` and, when the demonstrations carry expert and random returns,
+    ``eval/normalized_score`` = (R − R_random) / (R_expert − R_random): 1 is the expert,
+    0 is a uniformly random policy.
+
+    Args:
+        eval_every_frames: env frames between evaluations.
+        episodes: evaluation episodes per evaluation.
+        seed_offset: the evaluation env is seeded with the data seed plus this.
+    """
+
+    def __init__(self, eval_every_frames: int = 50_000, episodes: int = 5, seed_offset: int = 10_000) -> None:
+        if eval_every_frames <= 0 or episodes <= 0:
+            raise ValueError("ExpertScore needs eval_every_frames > 0 and episodes > 0.")
+        self.eval_every_frames = eval_every_frames
+        self.episodes = episodes
+        self.seed_offset = seed_offset
+        self.mean_return = MeanMetric()
+        self._env = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        frames = int(pl_module.frames)
+        step = trainer.datamodule.hparams.frames_per_batch
+        crossed = frames // self.eval_every_frames > (frames - step) // self.eval_every_frames
+        if crossed or frames >= trainer.datamodule.total_frames:
+            self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        data = trainer.datamodule
+        if self._env is None:
+            self._env = make_env(data.env_id, seed=data.hparams.seed + self.seed_offset)
+        was_training = pl_module.training
+        pl_module.eval()
+        self.mean_return.reset()
+        for episode in rollout_episodes(self._env, pl_module.actor, self.episodes):
+            self.mean_return.update(episode_return(episode))
+        pl_module.train(was_training)
+        metrics = {"eval/return": self.mean_return.compute().item()}
+        if data.expert_return is not None:
+            span = data.expert_return - data.random_return
+            metrics["eval/normalized_score"] = (metrics["eval/return"] - data.random_return) / span
+        pl_module.log_dict({k: torch.tensor(v) for k, v in metrics.items()}, prog_bar=True)
+        return metrics
+
+
+class FramesProgressBar(TQDMProgressBar):
+    """Training bar in env frames out of ``data.total_frames`` rather than in batches."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.reset(total=trainer.datamodule.total_frames)
+        self.train_progress_bar.unit = "frames"
+        self.train_progress_bar.n = int(trainer.lightning_module.frames)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        self.train_progress_bar.n = int(pl_module.frames)
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        self.train_progress_bar.refresh()

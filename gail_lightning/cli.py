@@ -1,0 +1,74 @@
+"""The Lightning CLI: config files, links from env sizes to networks, forced callbacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from gail_lightning.callbacks import ExpertScore, FramesProgressBar
+from gail_lightning.data import CollectorDataModule
+from gail_lightning.module import GAILModule
+from gail_lightning.provenance import package_versions
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_config_names(argv: list[str]) -> list[str]:
+    """Let ``--config hopper.yaml`` mean ``configs/hopper.yaml`` when no such file is here."""
+    resolved = list(argv)
+    for i, arg in enumerate(resolved):
+        if arg in ("--config", "-c") and i + 1 < len(resolved):
+            name, at = resolved[i + 1], i + 1
+        elif arg.startswith("--config="):
+            name, at = arg.split("=", 1)[1], None
+        else:
+            continue
+        candidate = CONFIG_DIR / name
+        if not Path(name).is_file() and candidate.is_file():
+            print(f"Using config {candidate}", file=sys.stderr)
+            if at is None:
+                resolved[i] = f"--config={candidate}"
+            else:
+                resolved[at] = str(candidate)
+    return resolved
+
+
+class GAILCLI(LightningCLI):
+    """``fit``/``validate`` over ``GAILModule`` and ``CollectorDataModule``.
+
+    Env sizes flow from the DataModule to the networks, ``data.seed`` seeds everything,
+    and evaluation, checkpointing and the frames progress bar are always on
+    (configurable as ``--eval.*``, ``--checkpoint.*``, ``--progress_bar.*``).
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for key in ("obs_dim", "action_low", "action_high"):
+            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        parser.link_arguments("data.seed", "seed_everything")
+        parser.add_lightning_class_args(ExpertScore, "eval")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FramesProgressBar, "progress_bar")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "eval/normalized_score",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{frames:.0f}",
+                "trainer.max_epochs": 1,
+                "trainer.log_every_n_steps": 1,
+                "trainer.num_sanity_val_steps": 0,
+            }
+        )
+
+    def before_fit(self) -> None:
+        if self.trainer.logger is not None:
+            self.trainer.logger.log_hyperparams({"versions": package_versions()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``train.py``."""
+    args = resolve_config_names(sys.argv[1:] if argv is None else argv)
+    GAILCLI(GAILModule, CollectorDataModule, args=args, save_config_kwargs={"overwrite": True})

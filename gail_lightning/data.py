@@ -1,0 +1,94 @@
+"""On-policy batches from a TorchRL collector, and the expert demonstrations, as a DataModule."""
+
+from __future__ import annotations
+
+import lightning as L
+from tensordict import TensorDict
+from torchrl.collectors import Collector
+
+from gail_lightning.demonstrations import Demonstrations, check_compatible, load_demonstrations
+from gail_lightning.envs import make_env
+
+
+class CollectorDataModule(L.LightningDataModule):
+    """Serves on-policy TensorDict batches collected with the module's current policy.
+
+    The collector is built around the LightningModule's own actor in this process, so
+    every PPO update is seen by the next batch without copying weights.
+
+    Args:
+        env_id: gymnasium id of a continuous-control env, e.g. ``Hopper-v5``.
+        demos: path of a demonstration file (``.npz``); ``None`` when training an expert.
+        num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
+        frames_per_batch: env frames per training batch (summed over envs).
+        total_frames: env frames after which training stops.
+        num_envs: env copies stepped together; ``frames_per_batch`` must be a multiple.
+        seed: seed of the envs; the CLI also seeds torch with it.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "Hopper-v5",
+        demos: str | None = None,
+        num_trajectories: int | None = None,
+        frames_per_batch: int = 2048,
+        total_frames: int = 1_000_000,
+        num_envs: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if frames_per_batch <= 0 or total_frames <= 0 or num_envs <= 0:
+            raise ValueError("frames_per_batch, total_frames and num_envs must be > 0.")
+        if frames_per_batch % num_envs:
+            raise ValueError(
+                f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs ({num_envs})."
+            )
+        self.save_hyperparameters()
+        probe = make_env(env_id)
+        self.obs_dim: int = probe.observation_spec["observation"].shape[-1]
+        self.action_low: list[float] = probe.action_spec.space.low.tolist()
+        self.action_high: list[float] = probe.action_spec.space.high.tolist()
+        probe.close()
+        self.demonstrations = self._load_demos() if demos is not None else None
+        self.expert: TensorDict | None = (
+            self.demonstrations.to_tensordict() if self.demonstrations is not None else None
+        )
+        self.env_id = env_id
+        self.total_frames = total_frames
+
+    def _load_demos(self) -> Demonstrations:
+        path, n = self.hparams.demos, self.hparams.num_trajectories
+        demos = load_demonstrations(path)
+        check_compatible(demos, path, self.hparams.env_id, self.obs_dim, len(self.action_low))
+        if n is not None:
+            if not 0 < n <= demos.num_episodes:
+                raise ValueError(
+                    f"--data.num_trajectories {n} but {path} holds {demos.num_episodes} "
+                    f"episodes; pick 1..{demos.num_episodes}."
+                )
+            demos = demos.first(n)
+        return demos
+
+    @property
+    def expert_return(self) -> float | None:
+        return None if self.demonstrations is None else self.demonstrations.metadata["expert_return_mean"]
+
+    @property
+    def random_return(self) -> float | None:
+        return None if self.demonstrations is None else self.demonstrations.metadata["random_return_mean"]
+
+    def train_dataloader(self) -> Collector:
+        module = self.trainer.lightning_module
+        batch = self.hparams.frames_per_batch
+        done = int(module.frames)
+        # On resume the module's frame counter comes back first: collect only the rest.
+        remaining = max(batch, -(-(self.total_frames - done) // batch) * batch)
+        if done >= self.total_frames:
+            remaining = 0
+        env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + done)
+        return Collector(
+            env,
+            module.actor,
+            frames_per_batch=batch,
+            total_frames=remaining,
+        )

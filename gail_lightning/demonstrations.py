@@ -1,0 +1,189 @@
+"""Expert demonstration files: the on-disk format, loading and validation.
+
+A demonstration file is a compressed NumPy archive (``.npz``) with one row per
+environment step, episodes stored one after another:
+
+| array               | shape         | dtype   |
+|---------------------|---------------|---------|
+| observations        | [N, obs_dim]  | float32 |
+| actions             | [N, act_dim]  | float32 |
+| next_observations   | [N, obs_dim]  | float32 |
+| rewards             | [N]           | float32 |
+| terminated          | [N]           | bool    |
+| truncated           | [N]           | bool    |
+| episode_lengths     | [E]           | int64   |  (sum = N; episode boundaries)
+| episode_returns     | [E]           | float64 |
+| metadata            | []            | str     |  (JSON, see ``REQUIRED_METADATA``)
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+FORMAT_VERSION = 1
+ARRAYS = (
+    "observations",
+    "actions",
+    "next_observations",
+    "rewards",
+    "terminated",
+    "truncated",
+    "episode_lengths",
+    "episode_returns",
+)
+REQUIRED_METADATA = (
+    "env_id",
+    "obs_dim",
+    "action_dim",
+    "expert_return_mean",
+    "expert_return_std",
+    "random_return_mean",
+    "seed",
+    "versions",
+    "command",
+)
+
+
+class DemoError(ValueError):
+    """A demonstration file that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class Demonstrations:
+    """Expert episodes laid end to end, with the metadata that describes them."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    next_observations: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    episode_lengths: np.ndarray
+    episode_returns: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_lengths)
+
+    def first(self, n: int) -> Demonstrations:
+        """The first ``n`` episodes."""
+        rows = int(self.episode_lengths[:n].sum())
+        return Demonstrations(
+            **{k: getattr(self, k)[:rows] for k in ARRAYS[:6]},
+            episode_lengths=self.episode_lengths[:n],
+            episode_returns=self.episode_returns[:n],
+            metadata=dict(self.metadata),
+        )
+
+    def to_tensordict(self) -> TensorDict:
+        """Expert (s, a) pairs keyed as the collector keys policy data."""
+        return TensorDict(
+            {
+                "observation": torch.as_tensor(self.observations, dtype=torch.float32),
+                "action": torch.as_tensor(self.actions, dtype=torch.float32),
+            },
+            batch_size=[len(self.observations)],
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write a compressed ``.npz`` (atomically: a temp file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format_version": FORMAT_VERSION, **self.metadata}
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp, **{k: getattr(self, k) for k in ARRAYS}, metadata=np.array(json.dumps(meta))
+        )
+        tmp.replace(path)
+
+
+def load_demonstrations(path: str | Path) -> Demonstrations:
+    """Read and validate a demonstration file; raise ``DemoError`` on anything unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DemoError(
+            f"Demonstration file {str(path)!r} does not exist. Pass --data.demos with a file "
+            "made by `python -m gail_lightning.demos record` (see README)."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (*ARRAYS, "metadata") if k not in archive.files]
+            if missing:
+                raise DemoError(
+                    f"{path}: not a gail_lightning demonstration file (missing arrays "
+                    f"{missing}). Record one with `python -m gail_lightning.demos record`."
+                )
+            arrays = {k: archive[k] for k in ARRAYS}
+            metadata = json.loads(str(archive["metadata"]))
+    except DemoError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as err:
+        raise DemoError(
+            f"{path}: cannot be read as a demonstration file ({type(err).__name__}: {err}). "
+            "The file is truncated or of another format; re-record it."
+        ) from None
+    if not isinstance(metadata, dict):
+        raise DemoError(f"{path}: metadata is not a JSON object; re-record the file.")
+    demos = Demonstrations(**arrays, metadata=metadata)
+    _validate(demos, path)
+    return demos
+
+
+def _validate(demos: Demonstrations, path: Path) -> None:
+    missing = [k for k in REQUIRED_METADATA if k not in demos.metadata]
+    if missing:
+        raise DemoError(f"{path}: metadata lacks {missing}; re-record the file.")
+    n = len(demos.observations)
+    if demos.observations.ndim != 2 or demos.actions.ndim != 2 or len(demos.actions) != n:
+        raise DemoError(
+            f"{path}: observations {demos.observations.shape} and actions "
+            f"{demos.actions.shape} must be [N, dim] arrays with the same N."
+        )
+    for name in ARRAYS[2:6]:
+        if len(getattr(demos, name)) != n:
+            raise DemoError(f"{path}: {name} has {len(getattr(demos, name))} rows, expected {n}.")
+    if demos.episode_lengths.sum() != n or (demos.episode_lengths <= 0).any():
+        raise DemoError(
+            f"{path}: episode_lengths sum to {int(demos.episode_lengths.sum())} but the file "
+            f"has {n} rows; episode boundaries are inconsistent."
+        )
+    if demos.num_episodes == 0:
+        raise DemoError(f"{path}: holds no episodes.")
+    for name in ("observations", "actions", "next_observations", "rewards"):
+        values = getattr(demos, name)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DemoError(f"{path}: {name} has NaN/Inf at row {row}; re-record the file.")
+    dims = (demos.observations.shape[1], demos.actions.shape[1])
+    if dims != (demos.metadata["obs_dim"], demos.metadata["action_dim"]):
+        raise DemoError(
+            f"{path}: arrays have obs/action dims {dims} but metadata says "
+            f"{(demos.metadata['obs_dim'], demos.metadata['action_dim'])}."
+        )
+
+
+def check_compatible(
+    demos: Demonstrations, path: str | Path, env_id: str, obs_dim: int, action_dim: int
+) -> None:
+    """Refuse demonstrations recorded on another env or with other space sizes."""
+    if demos.metadata["env_id"] != env_id:
+        raise DemoError(
+            f"{path} was recorded on {demos.metadata['env_id']!r} but the run uses "
+            f"{env_id!r}. Pass --data.env_id {demos.metadata['env_id']} or demos for {env_id}."
+        )
+    dims = (demos.observations.shape[1], demos.actions.shape[1])
+    if dims != (obs_dim, action_dim):
+        raise DemoError(
+            f"{path} has obs/action dims {dims} but {env_id} has {(obs_dim, action_dim)}. "
+            "Record demonstrations with the same env version."
+        )

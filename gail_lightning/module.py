@@ -1,0 +1,217 @@
+"""GAIL as a LightningModule: discriminator step, reward relabel, PPO step per batch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+
+from gail_lightning.discriminator import (
+    Discriminator,
+    RewardKind,
+    discriminator_loss,
+    gradient_penalty,
+    learned_reward,
+)
+from gail_lightning.networks import RunningNorm, make_actor, make_critic
+
+
+class GAILModule(L.LightningModule):
+    """Policy (Gaussian actor), value network and discriminator D(s, a), trained with GAIL.
+
+    One training step consumes one on-policy batch from the collector:
+    (1) ``disc_steps`` Adam steps of D on expert vs policy minibatches, (2) the batch's
+    reward is replaced by the learned reward, (3) GAE and ``ppo_epochs`` epochs of clipped
+    PPO on minibatches. With ``reward="env"`` steps (1)-(2) are skipped and PPO trains on
+    the true environment reward: that is how the project trains its experts.
+
+    Args:
+        obs_dim: observation size (linked from the DataModule by the CLI).
+        action_low: lower bound of each action dimension (linked from the DataModule).
+        action_high: upper bound of each action dimension (linked from the DataModule).
+        reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``env`` = true reward.
+        hidden_sizes: hidden layer widths of policy, value and discriminator (tanh).
+        policy_lr: Adam learning rate of policy and value network.
+        disc_lr: Adam learning rate of the discriminator.
+        disc_steps: discriminator updates per batch.
+        disc_batch_size: expert pairs (and as many policy pairs) per discriminator update.
+        grad_penalty: weight of the gradient penalty on D (0 turns it off).
+        gamma: discount factor.
+        gae_lambda: GAE λ.
+        ppo_epochs: passes over each batch in the PPO step.
+        minibatch_size: PPO minibatch size in frames; must divide the batch size.
+        clip_epsilon: PPO ratio clip.
+        entropy_coeff: weight of the policy entropy bonus.
+        critic_coeff: weight of the value loss.
+        max_grad_norm: gradient-norm clip for every update (through Lightning).
+        reward_scale: factor on the true env reward (``reward="env"`` only).
+        anneal_lr: decay the policy learning rate linearly to 0 over the frame budget.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        reward: RewardKind = "survival",
+        hidden_sizes: Sequence[int] = (100, 100),
+        policy_lr: float = 3e-4,
+        disc_lr: float = 3e-4,
+        disc_steps: int = 5,
+        disc_batch_size: int = 256,
+        grad_penalty: float = 0.0,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        ppo_epochs: int = 10,
+        minibatch_size: int = 64,
+        clip_epsilon: float = 0.2,
+        entropy_coeff: float = 0.0,
+        critic_coeff: float = 0.5,
+        max_grad_norm: float = 0.5,
+        reward_scale: float = 1.0,
+        anneal_lr: bool = False,
+    ) -> None:
+        super().__init__()
+        positive = {"policy_lr": policy_lr, "disc_lr": disc_lr, "disc_steps": disc_steps,
+                    "minibatch_size": minibatch_size, "ppo_epochs": ppo_epochs}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"--model.{name} must be > 0, got {value}.")
+        if len(action_low) != len(action_high):
+            raise ValueError("action_low and action_high must have the same length.")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.obs_norm = RunningNorm(obs_dim)
+        self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes)
+        self.critic = make_critic(self.obs_norm, obs_dim, hidden_sizes)
+        self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes)
+        self.ppo_loss = ClipPPOLoss(
+            self.actor,
+            self.critic,
+            clip_epsilon=clip_epsilon,
+            entropy_coeff=entropy_coeff,
+            critic_coeff=critic_coeff,
+            loss_critic_type="l2",
+            normalize_advantage=True,
+        )
+        self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
+        self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
+        self.expert: TensorDict | None = None
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        policy = torch.optim.Adam(
+            [*self.actor.parameters(), *self.critic.parameters()],
+            lr=self.hparams.policy_lr,
+            eps=1e-5,
+        )
+        disc = torch.optim.Adam(self.discriminator.net.parameters(), lr=self.hparams.disc_lr)
+        return [policy, disc]
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if self.hparams.reward != "env":
+            if datamodule is None or datamodule.expert is None:
+                raise ValueError(
+                    f"reward={self.hparams.reward!r} learns from demonstrations: pass "
+                    "--data.demos <file>, or use --model.reward env to train an expert."
+                )
+            self.expert = datamodule.expert
+
+    def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+        policy_opt, disc_opt = self.optimizers()
+        flat = batch.reshape(-1)
+        if self.hparams.reward == "env":
+            batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
+        else:
+            self._discriminator_step(flat, disc_opt)
+            with torch.no_grad():
+                logits = self.discriminator(batch["observation"], batch["action"])
+            batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
+            self.log("reward/learned_mean", batch["next", "reward"].mean())
+        with torch.no_grad():
+            self.gae(batch)
+        self._ppo_step(batch.reshape(-1), policy_opt)
+        # Updated after the PPO step so the step sees the normalization the batch was
+        # collected with (its stored log-probs depend on it).
+        self.obs_norm.update(batch["observation"])
+        self.frames += batch.numel()
+        self._log_episodes(batch)
+
+    def _discriminator_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> None:
+        size = self.hparams.disc_batch_size
+        for _ in range(self.hparams.disc_steps):
+            expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
+            policy = flat[torch.randint(flat.numel(), (size,))]
+            expert_logits = self.discriminator(expert["observation"], expert["action"])
+            policy_logits = self.discriminator(policy["observation"], policy["action"])
+            loss = discriminator_loss(expert_logits.float(), policy_logits.float())
+            if self.hparams.grad_penalty > 0:
+                loss = loss + self.hparams.grad_penalty * gradient_penalty(
+                    self.discriminator,
+                    (expert["observation"], expert["action"]),
+                    (policy["observation"], policy["action"]),
+                )
+            self._check_finite(loss, "discriminator loss")
+            opt.zero_grad()
+            self.manual_backward(loss)
+            self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
+            opt.step()
+        self.log_dict(
+            {
+                "loss/discriminator": loss.detach(),
+                "disc/expert_accuracy": (expert_logits > 0).float().mean(),
+                "disc/policy_accuracy": (policy_logits < 0).float().mean(),
+            }
+        )
+
+    def _ppo_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> None:
+        size = self.hparams.minibatch_size
+        if flat.numel() % size:
+            raise ValueError(
+                f"frames_per_batch ({flat.numel()}) is not divisible by "
+                f"--model.minibatch_size ({size}); pick sizes that divide evenly."
+            )
+        self._anneal_lr(opt)
+        totals: dict[str, list[torch.Tensor]] = {}
+        for _ in range(self.hparams.ppo_epochs):
+            for idx in torch.randperm(flat.numel()).split(size):
+                losses = self.ppo_loss(flat[idx])
+                loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+                self._check_finite(loss, "PPO loss")
+                opt.zero_grad()
+                self.manual_backward(loss)
+                self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
+                opt.step()
+                for key in ("loss_objective", "loss_critic", "entropy", "kl_approx"):
+                    totals.setdefault(key, []).append(losses[key].detach())
+        self.log_dict({f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()})
+        self.log("ppo/lr", opt.param_groups[0]["lr"])
+
+    def _anneal_lr(self, opt: torch.optim.Optimizer) -> None:
+        if not self.hparams.anneal_lr or self._trainer is None:
+            return
+        total = self.trainer.datamodule.total_frames
+        fraction = max(0.0, 1.0 - self.frames.item() / total)
+        for group in opt.param_groups:
+            group["lr"] = self.hparams.policy_lr * fraction
+
+    def _log_episodes(self, batch: TensorDictBase) -> None:
+        done = batch["next", "done"].squeeze(-1)
+        self.log("frames", self.frames.float(), prog_bar=True)
+        if done.any():
+            returns = batch["next", "episode_reward"][done]
+            self.log("train/episode_return", returns.mean(), prog_bar=True)
+            self.log("train/episode_length", batch["next", "step_count"][done].float().mean())
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, name: str) -> None:
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"The {name} became {loss.item()}; lower the learning rates or check the "
+                "demonstrations for extreme values."
+            )

@@ -1,0 +1,101 @@
+"""Policy, value and observation-normalization networks shared by every trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tensordict.nn import AddStateIndependentNormalScale, TensorDictModule
+from torch import nn
+from torchrl.data import Bounded
+from torchrl.envs.utils import ExplorationType
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+
+
+class RunningNorm(nn.Module):
+    """Running mean/std normalizer for observations, clipped to ``±clip``.
+
+    Hand-written because it must be one module instance shared by policy, value and
+    discriminator, updated by the trainer (not by the env) and saved in the
+    LightningModule's ``state_dict``; torchrl's ``VecNorm`` lives in the env instead.
+    """
+
+    def __init__(self, size: int, clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.clip = clip
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(size, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the statistics of a batch ``[..., size]`` (parallel Welford update)."""
+        x = x.reshape(-1, self.mean.numel()).to(torch.float64)
+        n = x.shape[0]
+        if n == 0:
+            return
+        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = (self.var + self.eps).sqrt().to(x.dtype)
+        return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+
+
+def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int]) -> MLP:
+    """Tanh MLP with orthogonal init (the PPO/GAIL reference networks)."""
+    net = MLP(
+        in_features=in_features,
+        out_features=out_features,
+        num_cells=list(hidden_sizes),
+        activation_class=nn.Tanh,
+    )
+    for layer in net.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, 2**0.5)
+            nn.init.zeros_(layer.bias)
+    return net
+
+
+def make_actor(
+    obs_norm: RunningNorm,
+    obs_dim: int,
+    action_low: Sequence[float],
+    action_high: Sequence[float],
+    hidden_sizes: Sequence[int],
+) -> ProbabilisticActor:
+    """Gaussian policy squashed by tanh into the action box, state-independent std."""
+    action_dim = len(action_low)
+    net = mlp(obs_dim, action_dim, hidden_sizes)
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.orthogonal_(last.weight, 0.01)  # near-zero initial mean action
+    low = torch.tensor(action_low, dtype=torch.float32)
+    high = torch.tensor(action_high, dtype=torch.float32)
+    module = TensorDictModule(
+        nn.Sequential(obs_norm, net, AddStateIndependentNormalScale(action_dim, scale_lb=1e-4)),
+        in_keys=["observation"],
+        out_keys=["loc", "scale"],
+    )
+    return ProbabilisticActor(
+        module,
+        in_keys=["loc", "scale"],
+        spec=Bounded(low, high, shape=(action_dim,)),
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": low, "high": high, "tanh_loc": False},
+        return_log_prob=True,
+        default_interaction_type=ExplorationType.RANDOM,
+    )
+
+
+def make_critic(obs_norm: RunningNorm, obs_dim: int, hidden_sizes: Sequence[int]) -> ValueOperator:
+    """State-value network V(s) on normalized observations."""
+    net = mlp(obs_dim, 1, hidden_sizes)
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.orthogonal_(last.weight, 1.0)
+    return ValueOperator(nn.Sequential(obs_norm, net), in_keys=["observation"])
