@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torchmetrics.aggregation import MeanMetric
 
+from gail_lightning.errors import UserInputError
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
 
 
@@ -25,7 +26,7 @@ class ExpertScore(L.Callback):
 
     def __init__(self, eval_every_frames: int = 50_000, episodes: int = 5, seed_offset: int = 10_000) -> None:
         if eval_every_frames <= 0 or episodes <= 0:
-            raise ValueError("ExpertScore needs eval_every_frames > 0 and episodes > 0.")
+            raise UserInputError("--eval.eval_every_frames and --eval.episodes must be > 0.")
         self.eval_every_frames = eval_every_frames
         self.episodes = episodes
         self.seed_offset = seed_offset

@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar
 from gail_lightning.data import CollectorDataModule
+from gail_lightning.errors import UserInputError
 from gail_lightning.module import GAILModule
 from gail_lightning.provenance import package_versions
 
@@ -57,18 +58,32 @@ class GAILCLI(LightningCLI):
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-{frames:.0f}",
+                # Every batch: the best checkpoint is then the one just evaluated, and an
+                # interrupted run loses at most one batch.
+                "checkpoint.every_n_train_steps": 1,
                 "trainer.max_epochs": 1,
                 "trainer.log_every_n_steps": 1,
                 "trainer.num_sanity_val_steps": 0,
             }
         )
 
+    def before_instantiate_classes(self) -> None:
+        # A fixed checkpoint folder (not the logger's per-run version folder) is what lets
+        # `fit --ckpt_path last` find the previous run's last.ckpt.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.checkpoint.dirpath is None:
+            root = Path(config.trainer.default_root_dir or ".")
+            config.checkpoint.dirpath = str(root / "checkpoints")
+
     def before_fit(self) -> None:
         if self.trainer.logger is not None:
             self.trainer.logger.log_hyperparams({"versions": package_versions()})
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     """Entry point of ``train.py``."""
-    args = resolve_config_names(sys.argv[1:] if argv is None else argv)
-    GAILCLI(GAILModule, CollectorDataModule, args=args, save_config_kwargs={"overwrite": True})
+    sys.argv[1:] = resolve_config_names(sys.argv[1:])
+    try:
+        GAILCLI(GAILModule, CollectorDataModule, save_config_kwargs={"overwrite": True})
+    except UserInputError as err:
+        sys.exit(f"error: {err}")

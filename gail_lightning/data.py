@@ -6,8 +6,9 @@ import lightning as L
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 
-from gail_lightning.demonstrations import Demonstrations, check_compatible, load_demonstrations
+from gail_lightning.demonstrations import DemoError, Demonstrations, check_compatible, load_demonstrations
 from gail_lightning.envs import make_env
+from gail_lightning.errors import UserInputError
 
 
 class CollectorDataModule(L.LightningDataModule):
@@ -38,9 +39,11 @@ class CollectorDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if frames_per_batch <= 0 or total_frames <= 0 or num_envs <= 0:
-            raise ValueError("frames_per_batch, total_frames and num_envs must be > 0.")
+            raise UserInputError(
+                "--data.frames_per_batch, --data.total_frames and --data.num_envs must be > 0."
+            )
         if frames_per_batch % num_envs:
-            raise ValueError(
+            raise UserInputError(
                 f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs ({num_envs})."
             )
         self.save_hyperparameters()
@@ -62,7 +65,7 @@ class CollectorDataModule(L.LightningDataModule):
         check_compatible(demos, path, self.hparams.env_id, self.obs_dim, len(self.action_low))
         if n is not None:
             if not 0 < n <= demos.num_episodes:
-                raise ValueError(
+                raise DemoError(
                     f"--data.num_trajectories {n} but {path} holds {demos.num_episodes} "
                     f"episodes; pick 1..{demos.num_episodes}."
                 )

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from gail_lightning.errors import UserInputError
+
 FORMAT_VERSION = 1
 ARRAYS = (
     "observations",
@@ -52,7 +54,7 @@ REQUIRED_METADATA = (
 )
 
 
-class DemoError(ValueError):
+class DemoError(UserInputError):
     """A demonstration file that cannot be used; the message names the file and the fix."""
 
 

@@ -18,8 +18,10 @@ from torchrl.envs import (
 from torchrl.envs.libs.gym import GymEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
+from gail_lightning.errors import UserInputError
 
-class EnvError(ValueError):
+
+class EnvError(UserInputError):
     """An environment this trainer cannot use; the message says what to use instead."""
 
 

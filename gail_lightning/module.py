@@ -18,6 +18,7 @@ from gail_lightning.discriminator import (
     gradient_penalty,
     learned_reward,
 )
+from gail_lightning.errors import UserInputError
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
 
 
@@ -81,9 +82,9 @@ class GAILModule(L.LightningModule):
                     "minibatch_size": minibatch_size, "ppo_epochs": ppo_epochs}
         for name, value in positive.items():
             if value <= 0:
-                raise ValueError(f"--model.{name} must be > 0, got {value}.")
+                raise UserInputError(f"--model.{name} must be > 0, got {value}.")
         if len(action_low) != len(action_high):
-            raise ValueError("action_low and action_high must have the same length.")
+            raise UserInputError("action_low and action_high must have the same length.")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.obs_norm = RunningNorm(obs_dim)
@@ -116,7 +117,7 @@ class GAILModule(L.LightningModule):
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         if self.hparams.reward != "env":
             if datamodule is None or datamodule.expert is None:
-                raise ValueError(
+                raise UserInputError(
                     f"reward={self.hparams.reward!r} learns from demonstrations: pass "
                     "--data.demos <file>, or use --model.reward env to train an expert."
                 )
@@ -172,7 +173,7 @@ class GAILModule(L.LightningModule):
     def _ppo_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> None:
         size = self.hparams.minibatch_size
         if flat.numel() % size:
-            raise ValueError(
+            raise UserInputError(
                 f"frames_per_batch ({flat.numel()}) is not divisible by "
                 f"--model.minibatch_size ({size}); pick sizes that divide evenly."
             )

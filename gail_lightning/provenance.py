@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 from importlib.metadata import PackageNotFoundError, version
 
 PACKAGES = ("gail_lightning", "torch", "lightning", "torchrl", "tensordict", "gymnasium", "mujoco", "numpy")
@@ -18,8 +17,3 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def command_line() -> str:
-    """The command that started this process, as it could be typed again."""
-    return " ".join([sys.executable.split("/")[-1], *sys.argv])

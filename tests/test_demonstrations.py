@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import pytest
+
+from gail_lightning.data import CollectorDataModule
+from gail_lightning.demonstrations import DemoError, load_demonstrations
+from gail_lightning.envs import EnvError
+
+from conftest import ENV_ID, random_demonstrations
+
+
+def test_save_load_round_trip(demo_file, demos):
+    loaded = load_demonstrations(demo_file)
+    for name in ("observations", "actions", "next_observations", "terminated", "truncated"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(demos, name))
+    np.testing.assert_array_equal(loaded.episode_lengths, demos.episode_lengths)
+    assert loaded.metadata["env_id"] == ENV_ID
+    assert loaded.metadata["format_version"] == 1
+
+
+def test_first_n_episodes(demos):
+    two = demos.first(2)
+    assert two.num_episodes == 2
+    assert len(two.observations) == demos.episode_lengths[:2].sum()
+    np.testing.assert_array_equal(two.actions, demos.actions[: len(two.actions)])
+
+
+def test_datamodule_reads_sizes_and_uses_first_trajectories(demo_file, demos):
+    data = CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), num_trajectories=3)
+    assert (data.obs_dim, len(data.action_low)) == (4, 1)
+    assert data.expert.batch_size[0] == demos.episode_lengths[:3].sum()
+    assert data.expert_return == 1000.0
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DemoError, match="does not exist.*--data.demos"):
+        load_demonstrations(tmp_path / "nope.npz")
+
+
+def test_truncated_file(tmp_path, demo_file):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(demo_file.read_bytes()[:500])
+    with pytest.raises(DemoError, match="cannot be read"):
+        load_demonstrations(broken)
+
+
+def test_empty_file(tmp_path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(DemoError, match="cannot be read"):
+        load_demonstrations(empty)
+
+
+def test_wrong_format(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
+    with pytest.raises(DemoError, match="not a gail_lightning demonstration file"):
+        load_demonstrations(other)
+
+
+def test_nan_is_refused_with_row(tmp_path, demos):
+    bad = random_demonstrations()
+    bad.actions[7, 0] = np.nan
+    bad.save(tmp_path / "nan.npz")
+    with pytest.raises(DemoError, match="actions has NaN/Inf at row 7"):
+        load_demonstrations(tmp_path / "nan.npz")
+
+
+def test_inconsistent_episode_boundaries(tmp_path):
+    bad = random_demonstrations()
+    bad.episode_lengths[0] += 1
+    bad.save(tmp_path / "bounds.npz")
+    with pytest.raises(DemoError, match="episode_lengths"):
+        load_demonstrations(tmp_path / "bounds.npz")
+
+
+def test_demos_for_another_env(demo_file):
+    with pytest.raises(DemoError, match="recorded on 'InvertedPendulum-v5'.*--data.env_id"):
+        CollectorDataModule(env_id="InvertedDoublePendulum-v5", demos=str(demo_file))
+
+
+def test_demos_with_other_sizes(tmp_path):
+    bad = random_demonstrations()
+    bad.observations = np.concatenate([bad.observations, bad.observations[:, :1]], axis=1)
+    bad.metadata["obs_dim"] = 5
+    bad.save(tmp_path / "dims.npz")
+    with pytest.raises(DemoError, match=r"dims \(5, 1\) but InvertedPendulum-v5 has \(4, 1\)"):
+        CollectorDataModule(env_id=ENV_ID, demos=str(tmp_path / "dims.npz"))
+
+
+def test_more_trajectories_than_the_file_holds(demo_file, demos):
+    with pytest.raises(DemoError, match="num_trajectories 99"):
+        CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), num_trajectories=99)
+
+
+def test_discrete_action_env():
+    with pytest.raises(EnvError, match="Discrete action space.*continuous"):
+        CollectorDataModule(env_id="CartPole-v1")
+
+
+def test_unknown_env_id():
+    with pytest.raises(EnvError, match="Unknown environment id 'Hoper-v5'"):
+        CollectorDataModule(env_id="Hoper-v5")
+
+
+def test_metadata_not_an_object(tmp_path, demos):
+    path = tmp_path / "meta.npz"
+    demos.save(path)
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays["metadata"] = np.array(json.dumps([1, 2]))
+    np.savez(path, **arrays)
+    with pytest.raises(DemoError, match="metadata"):
+        load_demonstrations(path)

@@ -1,0 +1,73 @@
+import math
+
+import pytest
+import torch
+
+from gail_lightning.discriminator import (
+    Discriminator,
+    discriminator_loss,
+    gradient_penalty,
+    learned_reward,
+)
+from gail_lightning.networks import RunningNorm
+
+
+def test_loss_at_chance_is_two_log_two():
+    zeros = torch.zeros(8, 1)
+    assert discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2))
+
+
+def test_loss_small_when_classifier_right_and_large_when_wrong():
+    confident = torch.full((8, 1), 10.0)
+    right = discriminator_loss(confident, -confident).item()
+    wrong = discriminator_loss(-confident, confident).item()
+    assert right < 1e-3
+    assert wrong == pytest.approx(2 * 10.0, rel=1e-3)
+
+
+def test_loss_matches_bce_on_probabilities():
+    expert, policy = torch.tensor([[0.5], [2.0]]), torch.tensor([[-1.0], [0.3]])
+    d_e, d_p = torch.sigmoid(expert), torch.sigmoid(policy)
+    expected = -torch.log(d_e).mean() - torch.log(1 - d_p).mean()
+    assert discriminator_loss(expert, policy).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["survival", "logit"])
+def test_reward_is_monotone_in_d(kind):
+    logits = torch.linspace(-8, 8, 101)
+    reward = learned_reward(logits, kind)
+    assert (reward.diff() > 0).all()
+
+
+def test_survival_reward_is_minus_log_one_minus_d():
+    logits = torch.tensor([-2.0, 0.0, 3.0])
+    d = torch.sigmoid(logits)
+    assert torch.allclose(learned_reward(logits, "survival"), -torch.log(1 - d), atol=1e-5)
+    assert (learned_reward(logits, "survival") > 0).all()
+
+
+def test_unknown_reward_kind_raises():
+    with pytest.raises(ValueError, match="survival"):
+        learned_reward(torch.zeros(1), "env")
+
+
+def test_discriminator_reads_normalized_observations():
+    norm = RunningNorm(3)
+    disc = Discriminator(norm, 3, 2, [16, 16])
+    obs, act = torch.randn(5, 3) * 5 + 2, torch.randn(5, 2)
+    before = disc(obs, act)
+    norm.update(torch.randn(1000, 3) * 5 + 2)
+    after = disc(obs, act)
+    assert before.shape == (5, 1)
+    assert not torch.allclose(before, after)
+
+
+def test_gradient_penalty_is_differentiable_and_nonnegative():
+    disc = Discriminator(RunningNorm(3), 3, 2, [16, 16])
+    expert = (torch.randn(8, 3), torch.randn(8, 2))
+    policy = (torch.randn(8, 3), torch.randn(8, 2))
+    penalty = gradient_penalty(disc, expert, policy)
+    penalty.backward()
+    assert penalty.item() >= 0
+    weights = [p for name, p in disc.net.named_parameters() if name.endswith("weight")]
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)

@@ -1,0 +1,42 @@
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from gail_lightning.networks import RunningNorm, make_actor, make_critic
+
+
+def test_running_norm_matches_statistics_of_all_batches():
+    data = torch.randn(1000, 4, dtype=torch.float64) * torch.tensor([1.0, 2.0, 5.0, 0.1]) + 3
+    norm = RunningNorm(4)
+    for chunk in data.split(137):
+        norm.update(chunk)
+    assert torch.allclose(norm.mean, data.mean(0))
+    assert torch.allclose(norm.var, data.var(0, unbiased=False))
+    out = norm(data.float())
+    assert torch.allclose(out.mean(0), torch.zeros(4), atol=1e-4)
+    assert torch.allclose(out.std(0), torch.ones(4), atol=1e-2)
+
+
+def test_running_norm_clips():
+    norm = RunningNorm(1, clip=5.0)
+    assert norm(torch.tensor([[100.0]])).item() == 5.0
+
+
+def test_actor_actions_inside_bounds_and_deterministic_mode():
+    norm = RunningNorm(3)
+    actor = make_actor(norm, 3, [-0.4, -1.0], [0.4, 1.0], [32, 32])
+    td = TensorDict({"observation": torch.randn(256, 3) * 10}, batch_size=[256])
+    actor(td)
+    high = torch.tensor([0.4, 1.0])
+    assert td["action"].shape == (256, 2)
+    assert (td["action"].abs() <= high).all()
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        a1 = actor(td.select("observation"))["action"]
+        a2 = actor(td.select("observation"))["action"]
+    assert torch.equal(a1, a2)
+
+
+def test_critic_shape():
+    critic = make_critic(RunningNorm(3), 3, [32, 32])
+    td = critic(TensorDict({"observation": torch.randn(7, 3)}, batch_size=[7]))
+    assert td["state_value"].shape == (7, 1)
