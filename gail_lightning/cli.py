@@ -61,7 +61,7 @@ class GAILCLI(LightningCLI):
                 # Every batch: the best checkpoint is then the one just evaluated, and an
                 # interrupted run loses at most one batch.
                 "checkpoint.every_n_train_steps": 1,
-                "trainer.max_epochs": 1,
+                "trainer.max_epochs": -1,  # the module stops on data.total_frames
                 "trainer.log_every_n_steps": 1,
                 "trainer.num_sanity_val_steps": 0,
             }

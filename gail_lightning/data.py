@@ -81,17 +81,12 @@ class CollectorDataModule(L.LightningDataModule):
         return None if self.demonstrations is None else self.demonstrations.metadata["random_return_mean"]
 
     def train_dataloader(self) -> Collector:
+        """An endless collector: the module stops the run once ``total_frames`` are seen.
+
+        Stopping on frames rather than on the collector's own budget lets
+        ``fit --ckpt_path last`` resume (or extend) a run: the restored frame counter, not
+        the epoch count, decides what is left.
+        """
         module = self.trainer.lightning_module
-        batch = self.hparams.frames_per_batch
-        done = int(module.frames)
-        # On resume the module's frame counter comes back first: collect only the rest.
-        remaining = max(batch, -(-(self.total_frames - done) // batch) * batch)
-        if done >= self.total_frames:
-            remaining = 0
-        env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + done)
-        return Collector(
-            env,
-            module.actor,
-            frames_per_batch=batch,
-            total_frames=remaining,
-        )
+        env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + int(module.frames))
+        return Collector(env, module.actor, frames_per_batch=self.hparams.frames_per_batch)

@@ -123,27 +123,38 @@ class GAILModule(L.LightningModule):
                 )
             self.expert = datamodule.expert
 
+    def on_train_batch_start(self, batch: TensorDictBase, batch_idx: int) -> int | None:
+        if self.frames >= self.trainer.datamodule.total_frames:
+            self.trainer.should_stop = True
+            return -1  # skip the epoch's remaining batches; should_stop ends the fit
+        return None
+
     def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
         policy_opt, disc_opt = self.optimizers()
         flat = batch.reshape(-1)
         if self.hparams.reward == "env":
             batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
         else:
-            self._discriminator_step(flat, disc_opt)
+            self.log_dict(self._discriminator_step(flat, disc_opt))
             with torch.no_grad():
                 logits = self.discriminator(batch["observation"], batch["action"])
             batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
             self.log("reward/learned_mean", batch["next", "reward"].mean())
         with torch.no_grad():
             self.gae(batch)
-        self._ppo_step(batch.reshape(-1), policy_opt)
+        self.log_dict(self._ppo_step(batch.reshape(-1), policy_opt))
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
         self.frames += batch.numel()
         self._log_episodes(batch)
+        if self.frames >= self.trainer.datamodule.total_frames:
+            self.trainer.should_stop = True
 
-    def _discriminator_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> None:
+    def _discriminator_step(
+        self, flat: TensorDictBase, opt: torch.optim.Optimizer
+    ) -> dict[str, torch.Tensor]:
+        """``disc_steps`` updates of D on fresh expert and policy minibatches; returns metrics."""
         size = self.hparams.disc_batch_size
         for _ in range(self.hparams.disc_steps):
             expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
@@ -162,15 +173,14 @@ class GAILModule(L.LightningModule):
             self.manual_backward(loss)
             self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
             opt.step()
-        self.log_dict(
-            {
-                "loss/discriminator": loss.detach(),
-                "disc/expert_accuracy": (expert_logits > 0).float().mean(),
-                "disc/policy_accuracy": (policy_logits < 0).float().mean(),
-            }
-        )
+        return {
+            "loss/discriminator": loss.detach(),
+            "disc/expert_accuracy": (expert_logits > 0).float().mean(),
+            "disc/policy_accuracy": (policy_logits < 0).float().mean(),
+        }
 
-    def _ppo_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> None:
+    def _ppo_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """``ppo_epochs`` passes of clipped PPO over shuffled minibatches; returns mean losses."""
         size = self.hparams.minibatch_size
         if flat.numel() % size:
             raise UserInputError(
@@ -190,8 +200,8 @@ class GAILModule(L.LightningModule):
                 opt.step()
                 for key in ("loss_objective", "loss_critic", "entropy", "kl_approx"):
                     totals.setdefault(key, []).append(losses[key].detach())
-        self.log_dict({f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()})
-        self.log("ppo/lr", opt.param_groups[0]["lr"])
+        metrics = {f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()}
+        return {**metrics, "ppo/lr": torch.tensor(opt.param_groups[0]["lr"])}
 
     def _anneal_lr(self, opt: torch.optim.Optimizer) -> None:
         if not self.hparams.anneal_lr or self._trainer is None:

@@ -1,0 +1,78 @@
+"""The CLI as users run it: `python train.py ...` in a subprocess from the repo root."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> subprocess.CompletedProcess:
+    return run(
+        "fit", "--config", "inverted_pendulum.yaml",
+        f"--data.demos={demo_file}", f"--data.total_frames={total_frames}",
+        "--data.frames_per_batch=512", "--data.num_envs=2",
+        "--model.minibatch_size=128", "--model.ppo_epochs=1", "--model.disc_steps=1",
+        "--eval.eval_every_frames=512", "--eval.episodes=1",
+        f"--trainer.default_root_dir={root}", "--trainer.logger=false",
+        *extra,
+    )
+
+
+def frames_in(ckpt: Path) -> int:
+    return int(torch.load(ckpt, weights_only=False)["state_dict"]["frames"])
+
+
+def test_tiny_fit_writes_last_ckpt_and_resumes(demo_file, tmp_path):
+    first = tiny_fit(demo_file, tmp_path, 1024)
+    assert "Using config" in first.stderr and "configs/inverted_pendulum.yaml" in first.stderr
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert frames_in(last) == 1024
+    best = [p for p in last.parent.glob("best-*.ckpt")]
+    assert best, "no best checkpoint on eval/normalized_score"
+    tiny_fit(demo_file, tmp_path, 2048, "--ckpt_path=last")
+    assert frames_in(last) == 2048
+
+
+def test_tiny_fit_in_bf16_mixed_precision(demo_file, tmp_path):
+    tiny_fit(demo_file, tmp_path, 512, "--trainer.precision=bf16-mixed")
+    assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 512
+
+
+def test_print_config_round_trips(tmp_path):
+    printed = run("fit", "--config", "configs/hopper.yaml", "--model.disc_lr=1e-4", "--print_config").stdout
+    config = yaml.safe_load(printed)
+    assert config["model"]["disc_lr"] == 1e-4
+    assert config["data"]["env_id"] == "Hopper-v5"
+    saved = tmp_path / "config.yaml"
+    saved.write_text(printed)
+    assert run("fit", "--config", str(saved), "--print_config").stdout == printed
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--data.demos=missing.npz", "error: Demonstration file 'missing.npz' does not exist"),
+        ("--data.env_id=CartPole-v1", "error: CartPole-v1 has a Discrete action space"),
+        ("--data.num_trajectories=500", "error: --data.num_trajectories 500"),
+        ("--model.disc_lr=-1", "error: --model.disc_lr must be > 0"),
+    ],
+)
+def test_bad_input_stops_with_one_line_error(override, message):
+    proc = run("fit", "--config", "inverted_pendulum.yaml", override, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)

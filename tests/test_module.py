@@ -1,0 +1,129 @@
+import copy
+
+import lightning as L
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.collectors import Collector
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from gail_lightning.data import CollectorDataModule
+from gail_lightning.envs import make_env
+from gail_lightning.errors import UserInputError
+from gail_lightning.module import GAILModule
+
+from conftest import ENV_ID
+
+
+def build(demo_file, **model_kwargs):
+    data = CollectorDataModule(
+        env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512, num_envs=2
+    )
+    kwargs = dict(minibatch_size=64, ppo_epochs=2, disc_steps=2, disc_batch_size=64)
+    module = GAILModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
+    return module, data
+
+
+def fit(module, data, tmp_path):
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, data)
+    return trainer
+
+
+def deterministic_actions(actor, obs):
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        return actor(TensorDict({"observation": obs}, batch_size=[len(obs)]))["action"]
+
+
+def test_fit_counts_frames_and_updates_all_networks(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file)
+    before = copy.deepcopy(module.state_dict())
+    fit(module, data, tmp_path)
+    assert int(module.frames) == 512
+    after = module.state_dict()
+    for prefix in ("actor.", "critic.", "discriminator.net."):
+        changed = [k for k in after if k.startswith(prefix) and not torch.equal(after[k], before[k])]
+        assert changed, f"no {prefix} parameter changed"
+    assert module.obs_norm.count.item() == 512
+
+
+def test_collector_runs_the_modules_current_policy(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file)
+    trainer = fit(module, data, tmp_path)
+    collector = trainer.train_dataloader
+    obs = torch.randn(16, data.obs_dim)
+    torch.testing.assert_close(
+        deterministic_actions(collector.policy, obs), deterministic_actions(module.actor, obs)
+    )
+
+
+def test_networks_share_one_observation_normalizer(demo_file):
+    module, _ = build(demo_file)
+    assert module.discriminator.obs_norm is module.obs_norm
+    assert module.actor.module[0].module[0] is module.obs_norm
+    assert module.critic.module[0] is module.obs_norm
+
+
+def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file, reward="env", ppo_epochs=4, policy_lr=1e-3)
+    trainer = fit(module, data, tmp_path)  # attaches a trainer and optimizers
+    collector = Collector(make_env(ENV_ID, seed=1), module.actor, frames_per_batch=256, total_frames=256)
+    batch = next(iter(collector))
+    with torch.no_grad():
+        module.gae(batch)
+
+    def loss():
+        with torch.no_grad():
+            out = module.ppo_loss(batch)
+        return (out["loss_objective"] + out["loss_critic"]).item()
+
+    before = loss()
+    module._ppo_step(batch, module.optimizers()[0])
+    assert loss() < before
+
+
+def test_checkpoint_round_trip_gives_identical_actions_and_norm_stats(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file)
+    trainer = fit(module, data, tmp_path)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    restored = GAILModule.load_from_checkpoint(path)
+    obs = torch.randn(32, data.obs_dim)
+    torch.testing.assert_close(
+        deterministic_actions(restored.actor, obs), deterministic_actions(module.actor, obs),
+        rtol=0, atol=0,
+    )
+    for name in ("mean", "var", "count"):
+        assert torch.equal(getattr(restored.obs_norm, name), getattr(module.obs_norm, name))
+    assert module.obs_norm.count.item() > 0
+    assert int(restored.frames) == 512
+
+
+def test_gail_reward_needs_demonstrations(tmp_path):
+    data = CollectorDataModule(env_id=ENV_ID, frames_per_batch=256, total_frames=256)
+    module = GAILModule(data.obs_dim, data.action_low, data.action_high)
+    with pytest.raises(UserInputError, match="--data.demos"):
+        fit(module, data, tmp_path)
+
+
+def test_minibatch_must_divide_the_batch(demo_file, tmp_path):
+    module, data = build(demo_file, minibatch_size=100)
+    with pytest.raises(UserInputError, match="not divisible"):
+        fit(module, data, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["policy_lr", "disc_lr"])
+@pytest.mark.parametrize("value", [0.0, -1e-3])
+def test_non_positive_learning_rates_are_refused(name, value):
+    with pytest.raises(UserInputError, match=f"--model.{name} must be > 0"):
+        GAILModule(4, [-3.0], [3.0], **{name: value})
