@@ -105,13 +105,12 @@ class GAILModule(L.LightningModule):
         self.expert: TensorDict | None = None
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        policy = torch.optim.Adam(
-            [*self.actor.parameters(), *self.critic.parameters()],
-            lr=self.hparams.policy_lr,
-            eps=1e-5,
-        )
+        # Actor and critic get their own optimizers so each one's gradient is clipped on its
+        # own: a joint clip lets the large value-loss gradients shrink the policy's step.
+        actor = torch.optim.Adam(self.actor.parameters(), lr=self.hparams.policy_lr, eps=1e-5)
+        critic = torch.optim.Adam(self.critic.parameters(), lr=self.hparams.policy_lr, eps=1e-5)
         disc = torch.optim.Adam(self.discriminator.net.parameters(), lr=self.hparams.disc_lr)
-        return [policy, disc]
+        return [actor, critic, disc]
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer is not None else None
@@ -130,7 +129,7 @@ class GAILModule(L.LightningModule):
         return None
 
     def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
-        policy_opt, disc_opt = self.optimizers()
+        actor_opt, critic_opt, disc_opt = self.optimizers()
         flat = batch.reshape(-1)
         if self.hparams.reward == "env":
             batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
@@ -142,7 +141,7 @@ class GAILModule(L.LightningModule):
             self.log("reward/learned_mean", batch["next", "reward"].mean())
         with torch.no_grad():
             self.gae(batch)
-        self.log_dict(self._ppo_step(batch.reshape(-1), policy_opt))
+        self.log_dict(self._ppo_step(batch.reshape(-1), actor_opt, critic_opt))
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
@@ -179,7 +178,9 @@ class GAILModule(L.LightningModule):
             "disc/policy_accuracy": (policy_logits < 0).float().mean(),
         }
 
-    def _ppo_step(self, flat: TensorDictBase, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    def _ppo_step(
+        self, flat: TensorDictBase, actor_opt: torch.optim.Optimizer, critic_opt: torch.optim.Optimizer
+    ) -> dict[str, torch.Tensor]:
         """``ppo_epochs`` passes of clipped PPO over shuffled minibatches; returns mean losses."""
         size = self.hparams.minibatch_size
         if flat.numel() % size:
@@ -187,29 +188,32 @@ class GAILModule(L.LightningModule):
                 f"frames_per_batch ({flat.numel()}) is not divisible by "
                 f"--model.minibatch_size ({size}); pick sizes that divide evenly."
             )
-        self._anneal_lr(opt)
+        self._anneal_lr(actor_opt, critic_opt)
         totals: dict[str, list[torch.Tensor]] = {}
         for _ in range(self.hparams.ppo_epochs):
             for idx in torch.randperm(flat.numel()).split(size):
                 losses = self.ppo_loss(flat[idx])
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
                 self._check_finite(loss, "PPO loss")
-                opt.zero_grad()
+                actor_opt.zero_grad()
+                critic_opt.zero_grad()
                 self.manual_backward(loss)
-                self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
-                opt.step()
+                for opt in (actor_opt, critic_opt):
+                    self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
+                    opt.step()
                 for key in ("loss_objective", "loss_critic", "entropy", "kl_approx"):
                     totals.setdefault(key, []).append(losses[key].detach())
         metrics = {f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()}
-        return {**metrics, "ppo/lr": torch.tensor(opt.param_groups[0]["lr"])}
+        return {**metrics, "ppo/lr": torch.tensor(actor_opt.param_groups[0]["lr"])}
 
-    def _anneal_lr(self, opt: torch.optim.Optimizer) -> None:
+    def _anneal_lr(self, *opts: torch.optim.Optimizer) -> None:
         if not self.hparams.anneal_lr or self._trainer is None:
             return
         total = self.trainer.datamodule.total_frames
         fraction = max(0.0, 1.0 - self.frames.item() / total)
-        for group in opt.param_groups:
-            group["lr"] = self.hparams.policy_lr * fraction
+        for opt in opts:
+            for group in opt.param_groups:
+                group["lr"] = self.hparams.policy_lr * fraction
 
     def _log_episodes(self, batch: TensorDictBase) -> None:
         done = batch["next", "done"].squeeze(-1)

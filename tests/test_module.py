@@ -87,7 +87,8 @@ def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
         return (out["loss_objective"] + out["loss_critic"]).item()
 
     before = loss()
-    module._ppo_step(batch, module.optimizers()[0])
+    actor_opt, critic_opt, _ = module.optimizers()
+    module._ppo_step(batch, actor_opt, critic_opt)
     assert loss() < before
 
 
@@ -127,3 +128,14 @@ def test_minibatch_must_divide_the_batch(demo_file, tmp_path):
 def test_non_positive_learning_rates_are_refused(name, value):
     with pytest.raises(UserInputError, match=f"--model.{name} must be > 0"):
         GAILModule(4, [-3.0], [3.0], **{name: value})
+
+
+def test_same_seed_gives_identical_training(demo_file, tmp_path):
+    weights = []
+    for run in range(2):
+        L.seed_everything(3)
+        module, data = build(demo_file)
+        fit(module, data, tmp_path / str(run))
+        weights.append(module.state_dict())
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

@@ -1,0 +1,151 @@
+"""Learning benchmark: train one config over several seeds, save scores and a learning curve.
+
+    python benchmarks/learn.py --config configs/hopper.yaml --seeds 3 --out benchmarks/results/hopper
+    python benchmarks/learn.py --config configs/hopper.yaml --seeds 3 --out DIR --jobs 2 -- --data.total_frames 500000
+
+Each seed is a `train.py fit` run in its own process under <out>/seed_<s>. A seed whose
+result is already saved is skipped, and an interrupted one resumes from its last.ckpt, so
+the benchmark can be filled over several sittings. Writes <out>/results.json and
+<out>/learning_curve.png. Arguments after `--` pass through to train.py as overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import matplotlib
+import yaml
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def eval_curve(run_dir: Path) -> list[dict[str, float]]:
+    """Evaluations of a run as [{frames, return, normalized_score}], read from its TensorBoard logs."""
+    points: dict[int, dict[str, float]] = {}
+    for events in sorted(run_dir.glob("**/events.out.tfevents.*")):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags = acc.Tags()["scalars"]
+        if "eval/return" not in tags:
+            continue
+        frames = {e.step: e.value for e in acc.Scalars("frames")}
+        for tag, name in (("eval/return", "return"), ("eval/normalized_score", "normalized_score")):
+            for e in acc.Scalars(tag) if tag in tags else []:
+                points.setdefault(int(frames[e.step]), {"frames": int(frames[e.step])})[name] = e.value
+    return [points[f] for f in sorted(points)]
+
+
+def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
+    """Train (or resume) one seed and summarise its evaluations."""
+    run_dir = out / f"seed_{seed}"
+    result_file = run_dir / "result.json"
+    if result_file.exists():
+        print(f"seed {seed}: already done ({result_file})", flush=True)
+        return json.loads(result_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "train.py", "fit", "--config", str(config),
+        f"--data.seed={seed}",
+        f"--trainer.default_root_dir={run_dir}",
+        f"--trainer.logger.save_dir={run_dir}",
+        "--trainer.enable_progress_bar=false",
+        *overrides,
+    ]
+    if (run_dir / "checkpoints" / "last.ckpt").exists():
+        cmd.append("--ckpt_path=last")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    print(f"seed {seed}: {' '.join(cmd)}", flush=True)
+    wall_file = run_dir / "wall.json"  # wall time summed over sittings of a resumed run
+    previous = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else 0.0
+    start = time.time()
+    try:
+        with open(run_dir / "train.log", "a") as log:
+            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+    finally:
+        wall = previous + time.time() - start
+        wall_file.write_text(json.dumps({"wall_s": wall}))
+    curve = eval_curve(run_dir)
+    scores = [p.get("normalized_score", float("nan")) for p in curve]
+    result = {
+        "seed": seed,
+        "frames": curve[-1]["frames"],
+        "wall_s": round(wall, 1),
+        "frames_per_s": round(curve[-1]["frames"] / wall, 1),
+        "final_normalized_score": scores[-1],
+        "best_normalized_score": max(scores),
+        "final_return": curve[-1]["return"],
+        "curve": curve,
+    }
+    result_file.write_text(json.dumps(result, indent=1))
+    print(f"seed {seed}: final score {scores[-1]:.3f}, best {max(scores):.3f}, "
+          f"return {curve[-1]['return']:.1f}, {wall:.0f} s", flush=True)
+    return result
+
+
+def override_value(overrides: list[str], key: str) -> str | None:
+    """Value given to ``key`` in CLI overrides, as ``key=v`` or ``key v``; the last one wins."""
+    value = None
+    for i, item in enumerate(overrides):
+        if item.startswith(key + "="):
+            value = item.split("=", 1)[1]
+        elif item == key and i + 1 < len(overrides):
+            value = overrides[i + 1]
+    return value
+
+
+def plot(results: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in results["runs"]:
+        frames = [p["frames"] for p in run["curve"]]
+        ax.plot(frames, [p.get("normalized_score") for p in run["curve"]], label=f"seed {run['seed']}")
+    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="expert")
+    ax.set_xlabel("environment frames")
+    ax.set_ylabel("normalized score")
+    ax.set_title(f"GAIL on {results['env_id']}, {results['num_trajectories']} expert trajectories")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, default=3, help="runs seeds 0..N-1")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
+    args, overrides = parser.parse_known_args()
+    overrides = [o for o in overrides if o != "--"]
+    config = yaml.safe_load(args.config.read_text())
+    out = args.out.resolve()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda s: run_seed(args.config.resolve(), s, out, overrides), range(args.seeds)))
+    data = config["data"]
+    num_traj = override_value(overrides, "--data.num_trajectories") or data.get("num_trajectories")
+    results = {
+        "env_id": data["env_id"],
+        "num_trajectories": int(num_traj) if num_traj is not None else None,
+        "config": str(args.config),
+        "overrides": overrides,
+        "runs": runs,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    plot(results, out / "learning_curve.png")
+    print(json.dumps({k: v for k, v in results.items() if k != "runs"}))
+    for run in runs:
+        print({k: v for k, v in run.items() if k != "curve"})
+
+
+if __name__ == "__main__":
+    main()
