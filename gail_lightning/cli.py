@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -13,6 +14,10 @@ from gail_lightning.data import CollectorDataModule
 from gail_lightning.errors import UserInputError
 from gail_lightning.module import GAILModule
 from gail_lightning.provenance import package_versions
+
+# Lightning warns that manual-optimization checkpoints hold the post-update weights:
+# that is what resuming needs, so the warning says nothing to act on.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -89,4 +89,9 @@ class CollectorDataModule(L.LightningDataModule):
         """
         module = self.trainer.lightning_module
         env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + int(module.frames))
-        return Collector(env, module.actor, frames_per_batch=self.hparams.frames_per_batch)
+        return Collector(
+            env,
+            module.actor,
+            frames_per_batch=self.hparams.frames_per_batch,
+            auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
+        )

@@ -8,6 +8,7 @@ import gymnasium as gym
 import torch
 from tensordict import TensorDictBase
 from torchrl.envs import (
+    Compose,
     DoubleToFloat,
     EnvBase,
     RewardSum,
@@ -60,14 +61,8 @@ def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> Transfo
     worker processes, whose IPC costs more than a MuJoCo step.
     """
     check_env_id(env_id)
-
-    def single() -> TransformedEnv:
-        return TransformedEnv(GymEnv(env_id), DoubleToFloat())
-
-    base: EnvBase = single() if num_envs == 1 else SerialEnv(num_envs, single)
-    env = TransformedEnv(base)
-    env.append_transform(StepCounter())
-    env.append_transform(RewardSum())
+    base: EnvBase = GymEnv(env_id) if num_envs == 1 else SerialEnv(num_envs, lambda: GymEnv(env_id))
+    env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum()))
     if seed is not None:
         env.set_seed(seed)
     return env
