@@ -76,3 +76,14 @@ def test_bad_input_stops_with_one_line_error(override, message):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):
+    from gail_lightning.cli import resolve_config_names
+
+    monkeypatch.chdir(tmp_path)
+    resolved = resolve_config_names(["fit", "--config", "hopper.yaml", "--config=hopper.yaml"])
+    assert resolved[2] == str(ROOT / "configs" / "hopper.yaml")
+    assert resolved[3] == f"--config={ROOT / 'configs' / 'hopper.yaml'}"
+    (tmp_path / "hopper.yaml").write_text("{}")
+    assert resolve_config_names(["--config", "hopper.yaml"]) == ["--config", "hopper.yaml"]

@@ -1,0 +1,33 @@
+"""`python -m gail_lightning.demos`: record an expert checkpoint, then inspect and load it."""
+
+from pathlib import Path
+
+import numpy as np
+
+from gail_lightning.demonstrations import load_demonstrations
+from gail_lightning.demos import info, record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_record_info_load_round_trip(tmp_path):
+    out = tmp_path / "ip.npz"
+    made = record(ROOT / "experts" / "inverted_pendulum.ckpt", episodes=2, seed=5, out=out, command="test")
+    loaded = load_demonstrations(out)
+    assert loaded.metadata["env_id"] == "InvertedPendulum-v5"
+    assert loaded.num_episodes == 2
+    np.testing.assert_array_equal(loaded.observations, made.observations)
+    np.testing.assert_array_equal(loaded.episode_returns, made.episode_returns)
+    # consecutive rows chain: next_observation of a step is the observation of the next one
+    first = loaded.episode_lengths[0]
+    np.testing.assert_array_equal(loaded.next_observations[: first - 1], loaded.observations[1:first])
+    assert loaded.metadata["expert_return_mean"] > 10 * loaded.metadata["random_return_mean"]
+    summary = info(out)
+    assert "InvertedPendulum-v5" in summary and "episodes:  2" in summary
+
+
+def test_shipped_demo_files_load_and_match_their_env():
+    for name, env_id in (("inverted_pendulum.npz", "InvertedPendulum-v5"), ("hopper.npz", "Hopper-v5")):
+        demos = load_demonstrations(ROOT / "demos" / name)
+        assert demos.metadata["env_id"] == env_id
+        assert demos.num_episodes == 25
