@@ -79,6 +79,10 @@ class GAILCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             root = Path(config.trainer.default_root_dir or ".")
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.trainer.enable_progress_bar is False:
+            # The frames bar is always added; refresh_rate 0 is how a Lightning bar is silenced.
+            config.trainer.enable_progress_bar = None
+            config.progress_bar.refresh_rate = 0
 
     def before_fit(self) -> None:
         if self.trainer.logger is not None:
