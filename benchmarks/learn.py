@@ -25,25 +25,13 @@ import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def eval_curve(run_dir: Path) -> list[dict[str, float]]:
-    """Evaluations of a run as [{frames, return, normalized_score}], read from its TensorBoard logs."""
-    points: dict[int, dict[str, float]] = {}
-    for events in sorted(run_dir.glob("**/events.out.tfevents.*")):
-        acc = EventAccumulator(str(events))
-        acc.Reload()
-        tags = acc.Tags()["scalars"]
-        if "eval/return" not in tags:
-            continue
-        frames = {e.step: e.value for e in acc.Scalars("frames")}
-        for tag, name in (("eval/return", "return"), ("eval/normalized_score", "normalized_score")):
-            for e in acc.Scalars(tag) if tag in tags else []:
-                points.setdefault(int(frames[e.step]), {"frames": int(frames[e.step])})[name] = e.value
-    return [points[f] for f in sorted(points)]
+    """Evaluations of a run, [{frames, eval/return, eval/normalized_score}], as ExpertScore saved them."""
+    return json.loads((run_dir / "eval_history.json").read_text())
 
 
 def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
@@ -76,7 +64,7 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
         wall = previous + time.time() - start
         wall_file.write_text(json.dumps({"wall_s": wall}))
     curve = eval_curve(run_dir)
-    scores = [p.get("normalized_score", float("nan")) for p in curve]
+    scores = [p["eval/normalized_score"] for p in curve]
     result = {
         "seed": seed,
         "frames": curve[-1]["frames"],
@@ -84,12 +72,12 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
         "frames_per_s": round(curve[-1]["frames"] / wall, 1),
         "final_normalized_score": scores[-1],
         "best_normalized_score": max(scores),
-        "final_return": curve[-1]["return"],
+        "final_return": curve[-1]["eval/return"],
         "curve": curve,
     }
     result_file.write_text(json.dumps(result, indent=1))
     print(f"seed {seed}: final score {scores[-1]:.3f}, best {max(scores):.3f}, "
-          f"return {curve[-1]['return']:.1f}, {wall:.0f} s", flush=True)
+          f"return {curve[-1]['eval/return']:.1f}, {wall:.0f} s", flush=True)
     return result
 
 
@@ -108,7 +96,7 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for run in results["runs"]:
         frames = [p["frames"] for p in run["curve"]]
-        ax.plot(frames, [p.get("normalized_score") for p in run["curve"]], label=f"seed {run['seed']}")
+        ax.plot(frames, [p["eval/normalized_score"] for p in run["curve"]], label=f"seed {run['seed']}")
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="expert")
     ax.set_xlabel("environment frames")
     ax.set_ylabel("normalized score")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -16,7 +19,8 @@ class ExpertScore(L.Callback):
 
     Logs ``eval/return`` and, when the demonstrations carry expert and random returns,
     ``eval/normalized_score`` = (R − R_random) / (R_expert − R_random): 1 is the expert,
-    0 is a uniformly random policy.
+    0 is a uniformly random policy. Every evaluation is also appended to
+    ``<default_root_dir>/eval_history.json`` (kept across resumes).
 
     Args:
         eval_every_frames: env frames between evaluations.
@@ -31,6 +35,7 @@ class ExpertScore(L.Callback):
         self.episodes = episodes
         self.seed_offset = seed_offset
         self.mean_return = MeanMetric()
+        self.history: list[dict[str, float]] = []
         self._env = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
@@ -54,8 +59,22 @@ class ExpertScore(L.Callback):
         if data.expert_return is not None:
             span = data.expert_return - data.random_return
             metrics["eval/normalized_score"] = (metrics["eval/return"] - data.random_return) / span
+        # Logged for the progress bar and ModelCheckpoint's monitor; Lightning repeats a step
+        # metric on every later step of the epoch, so the exact record is eval_history.json.
         pl_module.log_dict({k: torch.tensor(v) for k, v in metrics.items()}, prog_bar=True)
+        self.history.append({"frames": int(pl_module.frames), **metrics})
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / "eval_history.json"
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.history, indent=1))
+            tmp.replace(path)
         return metrics
+
+    def state_dict(self) -> dict[str, list[dict[str, float]]]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, list[dict[str, float]]]) -> None:
+        self.history = list(state_dict["history"])
 
 
 class FramesProgressBar(TQDMProgressBar):

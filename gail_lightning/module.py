@@ -114,6 +114,12 @@ class GAILModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer is not None else None
+        batch = datamodule.hparams.frames_per_batch if datamodule is not None else None
+        if batch is not None and batch % self.hparams.minibatch_size:
+            raise UserInputError(
+                f"--data.frames_per_batch ({batch}) is not divisible by "
+                f"--model.minibatch_size ({self.hparams.minibatch_size}); pick sizes that divide evenly."
+            )
         if self.hparams.reward != "env":
             if datamodule is None or datamodule.expert is None:
                 raise UserInputError(
@@ -183,11 +189,6 @@ class GAILModule(L.LightningModule):
     ) -> dict[str, torch.Tensor]:
         """``ppo_epochs`` passes of clipped PPO over shuffled minibatches; returns mean losses."""
         size = self.hparams.minibatch_size
-        if flat.numel() % size:
-            raise UserInputError(
-                f"frames_per_batch ({flat.numel()}) is not divisible by "
-                f"--model.minibatch_size ({size}); pick sizes that divide evenly."
-            )
         self._anneal_lr(actor_opt, critic_opt)
         totals: dict[str, list[torch.Tensor]] = {}
         for _ in range(self.hparams.ppo_epochs):

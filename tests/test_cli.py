@@ -69,6 +69,7 @@ def test_print_config_round_trips(tmp_path):
         ("--data.env_id=CartPole-v1", "error: CartPole-v1 has a Discrete action space"),
         ("--data.num_trajectories=500", "error: --data.num_trajectories 500"),
         ("--model.disc_lr=-1", "error: --model.disc_lr must be > 0"),
+        ("--model.minibatch_size=100", "error: --data.frames_per_batch (2048) is not divisible"),
     ],
 )
 def test_bad_input_stops_with_one_line_error(override, message):
