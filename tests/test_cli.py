@@ -1,5 +1,6 @@
 """The CLI as users run it: `python train.py ...` in a subprocess from the repo root."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,13 @@ def test_tiny_fit_writes_last_ckpt_and_resumes(demo_file, tmp_path):
     assert frames_in(last) == 1024
     best = [p for p in last.parent.glob("best-*.ckpt")]
     assert best, "no best checkpoint on eval/normalized_score"
+    history = json.loads((tmp_path / "eval_history.json").read_text())
+    assert [h["frames"] for h in history] == [512, 1024]
+    assert all(0 <= h["eval/return"] <= 1000 for h in history)
     tiny_fit(demo_file, tmp_path, 2048, "--ckpt_path=last")
     assert frames_in(last) == 2048
+    history = json.loads((tmp_path / "eval_history.json").read_text())
+    assert [h["frames"] for h in history] == [512, 1024, 1536, 2048]
 
 
 def test_tiny_fit_in_bf16_mixed_precision(demo_file, tmp_path):
