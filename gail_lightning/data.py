@@ -25,6 +25,7 @@ class CollectorDataModule(L.LightningDataModule):
         total_frames: env frames after which training stops.
         num_envs: env copies stepped together; ``frames_per_batch`` must be a multiple.
         seed: seed of the envs; the CLI also seeds torch with it.
+        val_episodes: deterministic episodes run by ``validate`` (and once when ``fit`` ends).
     """
 
     def __init__(
@@ -36,11 +37,12 @@ class CollectorDataModule(L.LightningDataModule):
         total_frames: int = 1_000_000,
         num_envs: int = 1,
         seed: int = 0,
+        val_episodes: int = 10,
     ) -> None:
         super().__init__()
-        if frames_per_batch <= 0 or total_frames <= 0 or num_envs <= 0:
+        if min(frames_per_batch, total_frames, num_envs, val_episodes) <= 0:
             raise UserInputError(
-                "--data.frames_per_batch, --data.total_frames and --data.num_envs must be > 0."
+                "--data.frames_per_batch, total_frames, num_envs and val_episodes must be > 0."
             )
         if frames_per_batch % num_envs:
             raise UserInputError(
@@ -95,3 +97,8 @@ class CollectorDataModule(L.LightningDataModule):
             frames_per_batch=self.hparams.frames_per_batch,
             auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
         )
+
+    def val_dataloader(self) -> list[int]:
+        """One item per validation episode: the seed of its env reset."""
+        first = self.hparams.seed + 20_000
+        return list(range(first, first + self.hparams.val_episodes))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl.envs import EnvBase
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
@@ -18,6 +19,7 @@ from gail_lightning.discriminator import (
     gradient_penalty,
     learned_reward,
 )
+from gail_lightning.envs import episode_return, make_env, rollout_episodes
 from gail_lightning.errors import UserInputError
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
 
@@ -103,6 +105,7 @@ class GAILModule(L.LightningModule):
         self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
         self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
         self.expert: TensorDict | None = None
+        self._val_env: EnvBase | None = None
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         # Actor and critic get their own optimizers so each one's gradient is clipped on its
@@ -155,6 +158,18 @@ class GAILModule(L.LightningModule):
         self._log_episodes(batch)
         if self.frames >= self.trainer.datamodule.total_frames:
             self.trainer.should_stop = True
+
+    def validation_step(self, seed: int, batch_idx: int) -> None:
+        """One deterministic episode from a seeded reset; logs the mean over episodes."""
+        data = self.trainer.datamodule
+        if self._val_env is None:
+            self._val_env = make_env(data.env_id)
+        self._val_env.set_seed(int(seed))
+        value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
+        self.log("val/return", value, batch_size=1)
+        if data.expert_return is not None:
+            score = (value - data.random_return) / (data.expert_return - data.random_return)
+            self.log("val/normalized_score", score, batch_size=1)
 
     def _discriminator_step(
         self, flat: TensorDictBase, opt: torch.optim.Optimizer

@@ -27,7 +27,7 @@ def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> sub
         f"--data.demos={demo_file}", f"--data.total_frames={total_frames}",
         "--data.frames_per_batch=512", "--data.num_envs=2",
         "--model.minibatch_size=128", "--model.ppo_epochs=1", "--model.disc_steps=1",
-        "--eval.eval_every_frames=512", "--eval.episodes=1",
+        "--eval.eval_every_frames=512", "--eval.episodes=1", "--data.val_episodes=1",
         f"--trainer.default_root_dir={root}", "--trainer.logger=false",
         *extra,
     )
@@ -94,3 +94,13 @@ def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):
     assert resolved[3] == f"--config={ROOT / 'configs' / 'hopper.yaml'}"
     (tmp_path / "hopper.yaml").write_text("{}")
     assert resolve_config_names(["--config", "hopper.yaml"]) == ["--config", "hopper.yaml"]
+
+
+def test_validate_scores_the_shipped_expert_as_expert():
+    proc = run(
+        "validate", "--config", "inverted_pendulum.yaml",
+        "--ckpt_path", "experts/inverted_pendulum.ckpt",
+        "--data.val_episodes=2", "--trainer.logger=false",
+    )
+    row = next(line for line in proc.stdout.splitlines() if "val/normalized_score" in line)
+    assert float(row.split()[-1]) == pytest.approx(1.0)

@@ -17,7 +17,8 @@ from conftest import ENV_ID
 
 def build(demo_file, **model_kwargs):
     data = CollectorDataModule(
-        env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512, num_envs=2
+        env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512, num_envs=2,
+        val_episodes=1,
     )
     kwargs = dict(minibatch_size=64, ppo_epochs=2, disc_steps=2, disc_batch_size=64)
     module = GAILModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
@@ -30,6 +31,7 @@ def fit(module, data, tmp_path):
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
+        num_sanity_val_steps=0,
         default_root_dir=tmp_path,
     )
     trainer.fit(module, data)
