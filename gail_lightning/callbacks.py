@@ -10,8 +10,8 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torchmetrics.aggregation import MeanMetric
 
-from gail_lightning.errors import UserInputError
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
+from gail_lightning.errors import UserInputError
 
 
 class ExpertScore(L.Callback):

@@ -6,7 +6,12 @@ import lightning as L
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 
-from gail_lightning.demonstrations import DemoError, Demonstrations, check_compatible, load_demonstrations
+from gail_lightning.demonstrations import (
+    DemoError,
+    Demonstrations,
+    check_compatible,
+    load_demonstrations,
+)
 from gail_lightning.envs import make_env
 from gail_lightning.errors import UserInputError
 

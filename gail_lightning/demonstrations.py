@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tensordict import TensorDict
+from tensordict import TensorDict, TensorDictBase
 
 from gail_lightning.errors import UserInputError
 
@@ -71,6 +72,32 @@ class Demonstrations:
     episode_lengths: np.ndarray
     episode_returns: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_rollouts(cls, episodes: Sequence[TensorDictBase], metadata: dict[str, Any]) -> Demonstrations:
+        """Whole TorchRL rollouts laid end to end; sizes and expert returns are filled in."""
+
+        def cat(key: str | tuple[str, ...]) -> np.ndarray:
+            return torch.cat([episode[key] for episode in episodes]).numpy()
+
+        returns = np.array([episode["next", "reward"].sum().item() for episode in episodes])
+        return cls(
+            observations=cat("observation"),
+            actions=cat("action"),
+            next_observations=cat(("next", "observation")),
+            rewards=cat(("next", "reward")).reshape(-1),
+            terminated=cat(("next", "terminated")).reshape(-1),
+            truncated=cat(("next", "truncated")).reshape(-1),
+            episode_lengths=np.array([len(episode) for episode in episodes], dtype=np.int64),
+            episode_returns=returns,
+            metadata={
+                "obs_dim": int(episodes[0]["observation"].shape[-1]),
+                "action_dim": int(episodes[0]["action"].shape[-1]),
+                "expert_return_mean": float(returns.mean()),
+                "expert_return_std": float(returns.std()),
+                **metadata,
+            },
+        )
 
     @property
     def num_episodes(self) -> int:

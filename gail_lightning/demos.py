@@ -32,28 +32,11 @@ def record(
     env = make_env(env_id, seed=seed)
     runs = rollout_episodes(env, module.actor, episodes, deterministic=True)
     random_runs = rollout_episodes(make_env(env_id, seed=seed + 1), None, episodes)
-    returns = np.array([episode_return(r) for r in runs])
-    random_returns = np.array([episode_return(r) for r in random_runs])
-
-    def cat(key: str | tuple[str, ...]) -> np.ndarray:
-        return torch.cat([r[key] for r in runs]).numpy()
-
-    demos = Demonstrations(
-        observations=cat("observation"),
-        actions=cat("action"),
-        next_observations=cat(("next", "observation")),
-        rewards=cat(("next", "reward")).reshape(-1),
-        terminated=cat(("next", "terminated")).reshape(-1),
-        truncated=cat(("next", "truncated")).reshape(-1),
-        episode_lengths=np.array([len(r) for r in runs], dtype=np.int64),
-        episode_returns=returns,
-        metadata={
+    demos = Demonstrations.from_rollouts(
+        runs,
+        {
             "env_id": env_id,
-            "obs_dim": int(runs[0]["observation"].shape[-1]),
-            "action_dim": int(runs[0]["action"].shape[-1]),
-            "expert_return_mean": float(returns.mean()),
-            "expert_return_std": float(returns.std()),
-            "random_return_mean": float(random_returns.mean()),
+            "random_return_mean": float(np.mean([episode_return(r) for r in random_runs])),
             "seed": seed,
             "expert_checkpoint": str(ckpt),
             "versions": package_versions(),

@@ -18,27 +18,13 @@ def random_demonstrations(env_id: str = ENV_ID, episodes: int = 6, seed: int = 0
     """Random-policy episodes in the demonstration format (the 'expert' quality is irrelevant)."""
     torch.manual_seed(seed)
     runs = rollout_episodes(make_env(env_id, seed=seed), None, episodes)
-    returns = np.array([episode_return(r) for r in runs])
-
-    def cat(key):
-        return torch.cat([r[key] for r in runs]).numpy()
-
-    return Demonstrations(
-        observations=cat("observation"),
-        actions=cat("action"),
-        next_observations=cat(("next", "observation")),
-        rewards=cat(("next", "reward")).reshape(-1),
-        terminated=cat(("next", "terminated")).reshape(-1),
-        truncated=cat(("next", "truncated")).reshape(-1),
-        episode_lengths=np.array([len(r) for r in runs], dtype=np.int64),
-        episode_returns=returns,
-        metadata={
+    return Demonstrations.from_rollouts(
+        runs,
+        {
             "env_id": env_id,
-            "obs_dim": int(runs[0]["observation"].shape[-1]),
-            "action_dim": int(runs[0]["action"].shape[-1]),
             "expert_return_mean": 1000.0,
             "expert_return_std": 0.0,
-            "random_return_mean": float(returns.mean()),
+            "random_return_mean": float(np.mean([episode_return(r) for r in runs])),
             "seed": seed,
             "versions": {},
             "command": "tests",

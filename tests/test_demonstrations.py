@@ -2,12 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ENV_ID, random_demonstrations
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.demonstrations import DemoError, load_demonstrations
 from gail_lightning.envs import EnvError
-
-from conftest import ENV_ID, random_demonstrations
 
 
 def test_save_load_round_trip(demo_file, demos):

@@ -3,6 +3,7 @@ import copy
 import lightning as L
 import pytest
 import torch
+from conftest import ENV_ID
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 from torchrl.envs.utils import ExplorationType, set_exploration_type
@@ -11,8 +12,6 @@ from gail_lightning.data import CollectorDataModule
 from gail_lightning.envs import make_env
 from gail_lightning.errors import UserInputError
 from gail_lightning.module import GAILModule
-
-from conftest import ENV_ID
 
 
 def build(demo_file, **model_kwargs):
@@ -77,7 +76,7 @@ def test_networks_share_one_observation_normalizer(demo_file):
 def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
     torch.manual_seed(0)
     module, data = build(demo_file, reward="env", ppo_epochs=4, policy_lr=1e-3)
-    trainer = fit(module, data, tmp_path)  # attaches a trainer and optimizers
+    fit(module, data, tmp_path)  # attaches a trainer and optimizers
     collector = Collector(make_env(ENV_ID, seed=1), module.actor, frames_per_batch=256, total_frames=256)
     batch = next(iter(collector))
     with torch.no_grad():
