@@ -171,6 +171,13 @@ def _validate(demos: Demonstrations, path: Path) -> None:
     missing = [k for k in REQUIRED_METADATA if k not in demos.metadata]
     if missing:
         raise DemoError(f"{path}: metadata lacks {missing}; re-record the file.")
+    for name in ARRAYS:
+        values = getattr(demos, name)
+        real = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+        if values.ndim == 0 or not (real or values.dtype == bool):
+            raise DemoError(f"{path}: {name} is not a numeric array ({values.dtype}, shape {values.shape}).")
+    if not np.issubdtype(demos.episode_lengths.dtype, np.integer):
+        raise DemoError(f"{path}: episode_lengths must hold integers, not {demos.episode_lengths.dtype}.")
     n = len(demos.observations)
     if demos.observations.ndim != 2 or demos.actions.ndim != 2 or len(demos.actions) != n:
         raise DemoError(
