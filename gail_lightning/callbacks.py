@@ -61,7 +61,7 @@ class ExpertScore(L.Callback):
             metrics["eval/normalized_score"] = (metrics["eval/return"] - data.random_return) / span
         # Logged for the progress bar and ModelCheckpoint's monitor; Lightning repeats a step
         # metric on every later step of the epoch, so the exact record is eval_history.json.
-        pl_module.log_dict({k: torch.tensor(v) for k, v in metrics.items()}, prog_bar=True)
+        pl_module.log_dict({k: torch.tensor(v) for k, v in metrics.items()}, prog_bar=True, batch_size=1)
         self.history.append({"frames": int(pl_module.frames), **metrics})
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / "eval_history.json"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning as L
 import torch
@@ -131,31 +131,37 @@ class GAILModule(L.LightningModule):
                 )
             self.expert = datamodule.expert
 
-    def on_train_batch_start(self, batch: TensorDictBase, batch_idx: int) -> int | None:
+    def on_train_batch_start(self, batch: TensorDictBase | None, batch_idx: int) -> int | None:
         if self.frames >= self.trainer.datamodule.total_frames:
             self.trainer.should_stop = True
             return -1  # skip the epoch's remaining batches; should_stop ends the fit
         return None
 
-    def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+    def training_step(self, dataloader_iter: Iterator) -> None:
+        # Taking the iterator makes Lightning skip its one-batch prefetch: the batch is
+        # collected here, after the previous update, so it is truly on-policy.
+        batch, _, _ = next(dataloader_iter)
+        batch = batch.to(self.device)
         actor_opt, critic_opt, disc_opt = self.optimizers()
         flat = batch.reshape(-1)
+        metrics: dict[str, torch.Tensor] = {}
         if self.hparams.reward == "env":
             batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
         else:
-            self.log_dict(self._discriminator_step(flat, disc_opt))
+            metrics |= self._discriminator_step(flat, disc_opt)
             with torch.no_grad():
                 logits = self.discriminator(batch["observation"], batch["action"])
             batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
-            self.log("reward/learned_mean", batch["next", "reward"].mean())
+            metrics["reward/learned_mean"] = batch["next", "reward"].mean()
         with torch.no_grad():
             self.gae(batch)
-        self.log_dict(self._ppo_step(batch.reshape(-1), actor_opt, critic_opt))
+        metrics |= self._ppo_step(batch.reshape(-1), actor_opt, critic_opt)
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
         self.frames += batch.numel()
-        self._log_episodes(batch)
+        self.log_dict(metrics, batch_size=1)
+        self.log_dict(self._episode_metrics(batch), prog_bar=True, batch_size=1)
         if self.frames >= self.trainer.datamodule.total_frames:
             self.trainer.should_stop = True
 
@@ -231,13 +237,14 @@ class GAILModule(L.LightningModule):
             for group in opt.param_groups:
                 group["lr"] = self.hparams.policy_lr * fraction
 
-    def _log_episodes(self, batch: TensorDictBase) -> None:
+    def _episode_metrics(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Frames so far and the true env return and length of episodes that ended in the batch."""
+        metrics = {"frames": self.frames.float()}
         done = batch["next", "done"].squeeze(-1)
-        self.log("frames", self.frames.float(), prog_bar=True)
         if done.any():
-            returns = batch["next", "episode_reward"][done]
-            self.log("train/episode_return", returns.mean(), prog_bar=True)
-            self.log("train/episode_length", batch["next", "step_count"][done].float().mean())
+            metrics["train/episode_return"] = batch["next", "episode_reward"][done].mean()
+            metrics["train/episode_length"] = batch["next", "step_count"][done].float().mean()
+        return metrics
 
     @staticmethod
     def _check_finite(loss: torch.Tensor, name: str) -> None:

@@ -4,12 +4,11 @@ import io
 import json
 
 import numpy as np
+from conftest import random_demonstrations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gail_lightning.demonstrations import ARRAYS, DemoError, load_demonstrations
-
-from conftest import random_demonstrations
 
 VALID = random_demonstrations(episodes=2)
 

@@ -140,3 +140,27 @@ def test_same_seed_gives_identical_training(demo_file, tmp_path):
         weights.append(module.state_dict())
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+class RecordingModule(GAILModule):
+    """Checks, at the start of every step, that the batch was sampled by the current policy."""
+
+    def training_step(self, dataloader_iter):
+        batch, _, _ = next(dataloader_iter)
+        with torch.no_grad():
+            dist = self.actor.get_dist(batch.clone())
+            current = dist.log_prob(batch["action"])
+        self.log_prob_gaps.append((current - batch["action_log_prob"]).abs().max().item())
+        super().training_step(iter([(batch, 0, 0)]))
+
+
+def test_every_batch_is_collected_by_the_current_policy(demo_file, tmp_path):
+    torch.manual_seed(0)
+    _, data = build(demo_file)
+    module = RecordingModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
+                             ppo_epochs=2, disc_steps=2, disc_batch_size=64)
+    module.log_prob_gaps = []
+    data.total_frames = 1024
+    fit(module, data, tmp_path)
+    assert len(module.log_prob_gaps) == 4
+    assert max(module.log_prob_gaps) < 1e-4, module.log_prob_gaps
