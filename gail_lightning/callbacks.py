@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -90,3 +93,40 @@ class FramesProgressBar(TQDMProgressBar):
         self.train_progress_bar.n = int(pl_module.frames)
         self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
         self.train_progress_bar.refresh()
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM or Ctrl-C ends the run at the end of the current batch, exit code 0.
+
+    ModelCheckpoint writes ``last.ckpt`` after every batch, so the run stops at a batch
+    boundary with everything saved, and ``fit --ckpt_path last`` continues it. Lightning's
+    own SIGTERM handling exits with code 1, and a plain Ctrl-C interrupts mid-update. A
+    second Ctrl-C stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._request)
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\n{self.requested} received: finishing this batch, saving last.ckpt, stopping.",
+              file=sys.stderr, flush=True)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self.requested is not None:
+            trainer.should_stop = True
+            trainer.limit_val_batches = 0  # no final validation on the way out
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

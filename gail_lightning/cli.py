@@ -9,7 +9,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from gail_lightning.callbacks import ExpertScore, FramesProgressBar
+from gail_lightning.callbacks import ExpertScore, FramesProgressBar, GracefulStop
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.errors import UserInputError
 from gail_lightning.module import GAILModule
@@ -57,6 +57,7 @@ class GAILCLI(LightningCLI):
         parser.add_lightning_class_args(ExpertScore, "eval")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(FramesProgressBar, "progress_bar")
+        parser.add_lightning_class_args(GracefulStop, "graceful_stop")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "eval/normalized_score",
@@ -69,6 +70,7 @@ class GAILCLI(LightningCLI):
                 "trainer.max_epochs": -1,  # the module stops on data.total_frames
                 "trainer.log_every_n_steps": 1,
                 "trainer.num_sanity_val_steps": 0,
+                "trainer.plugins": [{"class_path": "gail_lightning.checkpointing.AtomicCheckpointIO"}],
             }
         )
 

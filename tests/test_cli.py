@@ -1,8 +1,10 @@
 """The CLI as users run it: `python train.py ...` in a subprocess from the repo root."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,30 @@ def test_validate_scores_the_shipped_expert_as_expert():
     )
     row = next(line for line in proc.stdout.splitlines() if "val/normalized_score" in line)
     assert float(row.split()[-1]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_at_a_batch_boundary_and_the_run_resumes(demo_file, tmp_path, sig):
+    common = [
+        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
+        "--data.frames_per_batch=512", "--model.minibatch_size=128", "--model.ppo_epochs=1",
+        "--eval.eval_every_frames=512", "--eval.episodes=1", "--data.val_episodes=1",
+        f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *common, "--data.total_frames=200000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert f"{sig.name} received" in stderr
+    assert not list(last.parent.glob("*.tmp"))
+    stopped_at = frames_in(last)
+    assert 512 <= stopped_at < 200000 and stopped_at % 512 == 0
+    run(*common, f"--data.total_frames={stopped_at + 1024}", "--ckpt_path=last")
+    assert frames_in(last) == stopped_at + 1024
