@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar, GracefulStop
 from gail_lightning.data import CollectorDataModule
-from gail_lightning.errors import UserInputError
+from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
 from gail_lightning.provenance import package_versions
 
@@ -96,5 +96,5 @@ def main() -> None:
     sys.argv[1:] = resolve_config_names(sys.argv[1:])
     try:
         GAILCLI(GAILModule, CollectorDataModule, save_config_kwargs={"overwrite": True})
-    except UserInputError as err:
+    except (UserInputError, TrainingDivergedError) as err:
         sys.exit(f"error: {err}")

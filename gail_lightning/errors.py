@@ -3,3 +3,7 @@
 
 class UserInputError(ValueError):
     """Bad user input (file, env, config value); the message names the problem and the fix."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss or gradient became NaN/Inf; the message names it and where its state was saved."""

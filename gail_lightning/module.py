@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 import lightning as L
 import torch
@@ -20,7 +21,7 @@ from gail_lightning.discriminator import (
     learned_reward,
 )
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
-from gail_lightning.errors import UserInputError
+from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
 
 
@@ -194,11 +195,7 @@ class GAILModule(L.LightningModule):
                     (expert["observation"], expert["action"]),
                     (policy["observation"], policy["action"]),
                 )
-            self._check_finite(loss, "discriminator loss")
-            opt.zero_grad()
-            self.manual_backward(loss)
-            self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
-            opt.step()
+            self._update(loss, "discriminator loss", opt)
         return {
             "loss/discriminator": loss.detach(),
             "disc/expert_accuracy": (expert_logits > 0).float().mean(),
@@ -216,13 +213,7 @@ class GAILModule(L.LightningModule):
             for idx in torch.randperm(flat.numel()).split(size):
                 losses = self.ppo_loss(flat[idx])
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
-                self._check_finite(loss, "PPO loss")
-                actor_opt.zero_grad()
-                critic_opt.zero_grad()
-                self.manual_backward(loss)
-                for opt in (actor_opt, critic_opt):
-                    self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
-                    opt.step()
+                self._update(loss, "PPO loss", actor_opt, critic_opt)
                 for key in ("loss_objective", "loss_critic", "entropy", "kl_approx"):
                     totals.setdefault(key, []).append(losses[key].detach())
         metrics = {f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()}
@@ -246,10 +237,28 @@ class GAILModule(L.LightningModule):
             metrics["train/episode_length"] = batch["next", "step_count"][done].float().mean()
         return metrics
 
-    @staticmethod
-    def _check_finite(loss: torch.Tensor, name: str) -> None:
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(
-                f"The {name} became {loss.item()}; lower the learning rates or check the "
-                "demonstrations for extreme values."
-            )
+    def _update(self, loss: torch.Tensor, name: str, *opts: torch.optim.Optimizer) -> None:
+        """One gradient step of ``opts`` on ``loss``; each optimizer's gradient clipped alone."""
+        if not torch.isfinite(loss):
+            self._diverged(name, loss.item())
+        for opt in opts:
+            opt.zero_grad()
+        self.manual_backward(loss)
+        for opt in opts:
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads)
+            if not torch.isfinite(norm):
+                self._diverged(f"gradient of the {name}", norm.item())
+            self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
+            opt.step()
+
+    def _diverged(self, name: str, value: float) -> NoReturn:
+        """Save the state that produced a non-finite value for inspection, then stop the run."""
+        callback = self.trainer.checkpoint_callback
+        folder = Path(callback.dirpath if callback and callback.dirpath else self.trainer.default_root_dir)
+        path = folder / "diverged.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise TrainingDivergedError(
+            f"The {name} became {value} after {int(self.frames)} frames; the state is saved "
+            f"in {path}. Lower --model.policy_lr / --model.disc_lr or check the demonstrations."
+        )

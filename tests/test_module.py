@@ -10,7 +10,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.envs import make_env
-from gail_lightning.errors import UserInputError
+from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
 
 
@@ -164,3 +164,12 @@ def test_every_batch_is_collected_by_the_current_policy(demo_file, tmp_path):
     fit(module, data, tmp_path)
     assert len(module.log_prob_gaps) == 4
     assert max(module.log_prob_gaps) < 1e-4, module.log_prob_gaps
+
+
+def test_nan_in_a_loss_stops_the_run_and_saves_its_state(demo_file, tmp_path):
+    module, data = build(demo_file)
+    data.expert["observation"][:] = float("nan")  # past the loader's checks, as corrupted memory would be
+    with pytest.raises(TrainingDivergedError, match="discriminator loss became nan after 0 frames"):
+        fit(module, data, tmp_path)
+    saved = torch.load(tmp_path / "diverged.ckpt", weights_only=False)
+    assert int(saved["state_dict"]["frames"]) == 0
