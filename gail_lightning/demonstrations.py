@@ -137,6 +137,11 @@ class Demonstrations:
 
 def load_demonstrations(path: str | Path) -> Demonstrations:
     """Read and validate a demonstration file; raise ``DemoError`` on anything unusable."""
+    if not str(path).strip():
+        raise DemoError(
+            "--data.demos is empty. Pass a file made by `python -m gail_lightning.demos record`, "
+            "or null with --model.reward env to train an expert."
+        )
     path = Path(path)
     if not path.is_file():
         raise DemoError(

@@ -77,6 +77,10 @@ def test_print_config_round_trips(tmp_path):
         ("--data.env_id=CartPole-v1", "error: CartPole-v1 has a Discrete action space"),
         ("--data.num_trajectories=500", "error: --data.num_trajectories 500"),
         ("--model.disc_lr=-1", "error: --model.disc_lr must be > 0"),
+        ("--model.policy_lr=0", "error: --model.policy_lr must be > 0"),
+        ("--data.demos=", "error: --data.demos is empty"),
+        ("--data.env_id=Hoper-v5", "error: Unknown environment id 'Hoper-v5'"),
+        ("--model.no_such_key=1", "error: unrecognized arguments: --model.no_such_key"),
         ("--model.minibatch_size=100", "error: --data.frames_per_batch (2048) is not divisible"),
     ],
 )
