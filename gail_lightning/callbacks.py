@@ -28,7 +28,7 @@ class ExpertScore(L.Callback):
     Args:
         eval_every_frames: env frames between evaluations.
         episodes: evaluation episodes per evaluation.
-        seed_offset: the evaluation env is seeded with the data seed plus this.
+        seed_offset: evaluation k seeds its env with data seed + seed_offset + k.
     """
 
     def __init__(self, eval_every_frames: int = 50_000, episodes: int = 5, seed_offset: int = 10_000) -> None:
@@ -51,7 +51,10 @@ class ExpertScore(L.Callback):
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         data = trainer.datamodule
         if self._env is None:
-            self._env = make_env(data.env_id, seed=data.hparams.seed + self.seed_offset)
+            self._env = make_env(data.env_id)
+        # Reseeded per evaluation: scores depend only on the weights and the evaluation's
+        # index, so an interrupted and resumed run evaluates exactly as an uninterrupted one.
+        self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))
         was_training = pl_module.training
         pl_module.eval()
         self.mean_return.reset()
