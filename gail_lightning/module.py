@@ -23,6 +23,7 @@ from gail_lightning.discriminator import (
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
 from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
+from gail_lightning.provenance import package_versions
 
 
 class GAILModule(L.LightningModule):
@@ -131,6 +132,9 @@ class GAILModule(L.LightningModule):
                     "--data.demos <file>, or use --model.reward env to train an expert."
                 )
             self.expert = datamodule.expert
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["versions"] = package_versions()
 
     def on_train_batch_start(self, batch: TensorDictBase | None, batch_idx: int) -> int | None:
         if self.frames >= self.trainer.datamodule.total_frames:

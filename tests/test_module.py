@@ -109,6 +109,7 @@ def test_checkpoint_round_trip_gives_identical_actions_and_norm_stats(demo_file,
         assert torch.equal(getattr(restored.obs_norm, name), getattr(module.obs_norm, name))
     assert module.obs_norm.count.item() > 0
     assert int(restored.frames) == 512
+    assert torch.load(path, weights_only=False)["versions"]["torchrl"] != "not installed"
 
 
 def test_gail_reward_needs_demonstrations(tmp_path):
