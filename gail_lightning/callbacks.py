@@ -52,8 +52,8 @@ class ExpertScore(L.Callback):
         data = trainer.datamodule
         if self._env is None:
             self._env = make_env(data.env_id)
-        # Reseeded per evaluation: scores depend only on the weights and the evaluation's
-        # index, so an interrupted and resumed run evaluates exactly as an uninterrupted one.
+        # Reseeded per evaluation: a score depends only on the weights and the evaluation's
+        # index, not on how many episodes earlier evaluations (or an earlier process) ran.
         self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))
         was_training = pl_module.training
         pl_module.eval()

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from gail_lightning.envs import episode_return
 from gail_lightning.errors import UserInputError
 
 FORMAT_VERSION = 1
@@ -80,7 +81,7 @@ class Demonstrations:
         def cat(key: str | tuple[str, ...]) -> np.ndarray:
             return torch.cat([episode[key] for episode in episodes]).numpy()
 
-        returns = np.array([episode["next", "reward"].sum().item() for episode in episodes])
+        returns = np.array([episode_return(episode) for episode in episodes])
         return cls(
             observations=cat("observation"),
             actions=cat("action"),
