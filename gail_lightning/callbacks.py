@@ -62,9 +62,9 @@ class ExpertScore(L.Callback):
             self.mean_return.update(episode_return(episode))
         pl_module.train(was_training)
         metrics = {"eval/return": self.mean_return.compute().item()}
-        if data.expert_return is not None:
-            span = data.expert_return - data.random_return
-            metrics["eval/normalized_score"] = (metrics["eval/return"] - data.random_return) / span
+        score = data.normalized_score(metrics["eval/return"])
+        if score is not None:
+            metrics["eval/normalized_score"] = score
         # Logged for the progress bar and ModelCheckpoint's monitor; Lightning repeats a step
         # metric on every later step of the epoch, so the exact record is eval_history.json.
         pl_module.log_dict({k: torch.tensor(v) for k, v in metrics.items()}, prog_bar=True, batch_size=1)

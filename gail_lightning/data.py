@@ -87,6 +87,12 @@ class CollectorDataModule(L.LightningDataModule):
     def random_return(self) -> float | None:
         return None if self.demonstrations is None else self.demonstrations.metadata["random_return_mean"]
 
+    def normalized_score(self, episode_return: float) -> float | None:
+        """(R − R_random) / (R_expert − R_random) from the demonstrations; None without them."""
+        if self.demonstrations is None:
+            return None
+        return (episode_return - self.random_return) / (self.expert_return - self.random_return)
+
     def train_dataloader(self) -> Collector:
         """An endless collector: the module stops the run once ``total_frames`` are seen.
 

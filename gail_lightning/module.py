@@ -178,8 +178,8 @@ class GAILModule(L.LightningModule):
         self._val_env.set_seed(int(seed))
         value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
         self.log("val/return", value, batch_size=1)
-        if data.expert_return is not None:
-            score = (value - data.random_return) / (data.expert_return - data.random_return)
+        score = data.normalized_score(value)
+        if score is not None:
             self.log("val/normalized_score", score, batch_size=1)
 
     def _discriminator_step(

@@ -48,8 +48,13 @@ class RunningNorm(nn.Module):
         return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
 
 
-def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int]) -> MLP:
-    """Tanh MLP with orthogonal init (the PPO/GAIL reference networks)."""
+def mlp(
+    in_features: int, out_features: int, hidden_sizes: Sequence[int], output_gain: float | None = None
+) -> MLP:
+    """Tanh MLP with orthogonal init (the PPO/GAIL reference networks).
+
+    ``output_gain`` re-initializes the output layer with that gain (PPO's small policy head).
+    """
     net = MLP(
         in_features=in_features,
         out_features=out_features,
@@ -60,6 +65,9 @@ def mlp(in_features: int, out_features: int, hidden_sizes: Sequence[int]) -> MLP
         if isinstance(layer, nn.Linear):
             nn.init.orthogonal_(layer.weight, 2**0.5)
             nn.init.zeros_(layer.bias)
+    if output_gain is not None:
+        last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+        nn.init.orthogonal_(last.weight, output_gain)
     return net
 
 
@@ -72,9 +80,7 @@ def make_actor(
 ) -> ProbabilisticActor:
     """Gaussian policy squashed by tanh into the action box, state-independent std."""
     action_dim = len(action_low)
-    net = mlp(obs_dim, action_dim, hidden_sizes)
-    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-    nn.init.orthogonal_(last.weight, 0.01)  # near-zero initial mean action
+    net = mlp(obs_dim, action_dim, hidden_sizes, output_gain=0.01)  # near-zero initial mean action
     low = torch.tensor(action_low, dtype=torch.float32)
     high = torch.tensor(action_high, dtype=torch.float32)
     module = TensorDictModule(
@@ -95,7 +101,5 @@ def make_actor(
 
 def make_critic(obs_norm: RunningNorm, obs_dim: int, hidden_sizes: Sequence[int]) -> ValueOperator:
     """State-value network V(s) on normalized observations."""
-    net = mlp(obs_dim, 1, hidden_sizes)
-    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-    nn.init.orthogonal_(last.weight, 1.0)
+    net = mlp(obs_dim, 1, hidden_sizes, output_gain=1.0)
     return ValueOperator(nn.Sequential(obs_norm, net), in_keys=["observation"])
