@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 
@@ -12,6 +16,7 @@ from gail_lightning.demonstrations import (
     check_compatible,
     load_demonstrations,
 )
+from gail_lightning.env_state import instabilities, restore, snapshot
 from gail_lightning.envs import make_env
 from gail_lightning.errors import UserInputError
 
@@ -65,6 +70,8 @@ class CollectorDataModule(L.LightningDataModule):
         )
         self.env_id = env_id
         self.total_frames = total_frames
+        self.collector: Collector | None = None
+        self._resume_state: dict[str, Any] | None = None
 
     def _load_demos(self) -> Demonstrations:
         path, n = self.hparams.demos, self.hparams.num_trajectories
@@ -102,12 +109,54 @@ class CollectorDataModule(L.LightningDataModule):
         """
         module = self.trainer.lightning_module
         env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + int(module.frames))
-        return Collector(
+        self.collector = Collector(
             env,
             module.actor,
             frames_per_batch=self.hparams.frames_per_batch,
             auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
         )
+        if self._resume_state is not None:
+            self._restore(self._resume_state)
+            self._resume_state = None
+        return self.collector
+
+    @property
+    def instabilities(self) -> int:
+        """Env steps cut short so far because the simulation blew up (see ``SimulationGuard``)."""
+        return 0 if self.collector is None else instabilities(self.collector.env)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where collection stands: env states, the in-flight step and the torch RNG.
+
+        With these a resumed run collects exactly the batch the interrupted run would have.
+        The torch RNG is here, not with the module, because it must be set after the
+        collector is built: building it runs the policy once, which draws actions.
+        """
+        if self.collector is None:
+            return {}
+        return {
+            "envs": snapshot(self.collector.env),
+            "carrier": self.collector._carrier.to_dict(),  # the step the collector resumes from
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume_state = state or None
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if state["envs"] is None:
+            rank_zero_warn(f"{self.env_id} is not a MuJoCo env: the resumed run starts fresh episodes.")
+        else:
+            saved = len(state["envs"])
+            if saved != self.hparams.num_envs:
+                raise UserInputError(
+                    f"The checkpoint was collecting with {saved} envs but --data.num_envs is "
+                    f"{self.hparams.num_envs}; resume with --data.num_envs {saved}."
+                )
+            restore(self.collector.env, state["envs"])
+            carrier = self.collector._carrier
+            carrier.update(TensorDict(state["carrier"], batch_size=carrier.batch_size))
+        torch.set_rng_state(state["torch_rng"])
 
     def val_dataloader(self) -> list[int]:
         """One item per validation episode: the seed of its env reset."""

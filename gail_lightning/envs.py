@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import gymnasium as gym
+import mujoco
+import numpy as np
 import torch
 from tensordict import TensorDictBase
 from torchrl.envs import (
@@ -16,7 +18,7 @@ from torchrl.envs import (
     StepCounter,
     TransformedEnv,
 )
-from torchrl.envs.libs.gym import GymEnv
+from torchrl.envs.libs.gym import GymWrapper
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gail_lightning.errors import UserInputError
@@ -54,6 +56,38 @@ def check_env_id(env_id: str) -> gym.spaces.Box:
     return action_space
 
 
+class SimulationGuard(gym.Wrapper):
+    """Ends an episode whose simulation blew up, instead of training on it.
+
+    MuJoCo resets its state by itself when a position, velocity or acceleration becomes
+    NaN, Inf or huge, and the step then reports a teleport and often a NaN reward. This
+    wrapper turns such a step (or any step with a non-finite observation or reward) into
+    a truncation with zero reward, so the collector resets the env, and counts it.
+    """
+
+    _BAD = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS,
+                                  mujoco.mjtWarning.mjWARN_BADQVEL,
+                                  mujoco.mjtWarning.mjWARN_BADQACC))
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.instabilities = 0
+        data = getattr(env.unwrapped, "data", None)  # MuJoCo's MjData; None for other envs
+        self._warnings = None if data is None else data.warning
+
+    def step(self, action: np.ndarray) -> tuple:
+        if self._warnings is not None:
+            for kind in self._BAD:
+                self._warnings[kind].number = 0
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        unstable = self._warnings is not None and any(self._warnings[k].number for k in self._BAD)
+        if unstable or not (np.isfinite(obs).all() and np.isfinite(reward)):
+            self.instabilities += 1
+            obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+            return obs, 0.0, terminated, True, info
+        return obs, reward, terminated, truncated, info
+
+
 def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> TransformedEnv:
     """TorchRL env with float32 observations, step counts and episode returns.
 
@@ -61,7 +95,10 @@ def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> Transfo
     worker processes, whose IPC costs more than a MuJoCo step.
     """
     check_env_id(env_id)
-    base: EnvBase = GymEnv(env_id) if num_envs == 1 else SerialEnv(num_envs, lambda: GymEnv(env_id))
+    def one() -> GymWrapper:
+        return GymWrapper(SimulationGuard(gym.make(env_id)))
+
+    base: EnvBase = one() if num_envs == 1 else SerialEnv(num_envs, one)
     env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum()))
     if seed is not None:
         env.set_seed(seed)

@@ -233,8 +233,12 @@ class GAILModule(L.LightningModule):
                 group["lr"] = self.hparams.policy_lr * fraction
 
     def _episode_metrics(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-        """Frames so far and the true env return and length of episodes that ended in the batch."""
-        metrics = {"frames": self.frames.float()}
+        """Frames so far, simulation blow-ups so far, and the true env return and length of
+        episodes that ended in the batch."""
+        metrics = {
+            "frames": self.frames.float(),
+            "train/sim_instabilities": torch.tensor(float(self.trainer.datamodule.instabilities)),
+        }
         done = batch["next", "done"].squeeze(-1)
         if done.any():
             metrics["train/episode_return"] = batch["next", "episode_reward"][done].mean()

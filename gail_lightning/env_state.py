@@ -1,0 +1,70 @@
+"""Exact snapshot and restore of the training envs, so a resumed run continues bit for bit.
+
+A snapshot holds, per gymnasium env: the whole MuJoCo ``MjData`` (pickled, compressed,
+20-40 kB), the env's random generator, the time-limit step count and the instability
+count. The whole ``MjData`` and not just the integration state (``mj_getState``), because
+rewards such as Ant's and Humanoid's read quantities derived from the previous substep
+(body positions), which a restored state alone does not reproduce. Everything is stored
+as tensors, ints and strings, so a checkpoint holding it loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pickle
+import zlib
+
+import gymnasium as gym
+import mujoco
+import torch
+from torchrl.envs import SerialEnv, TransformedEnv
+
+from gail_lightning.envs import SimulationGuard
+
+def gym_envs(env: TransformedEnv) -> list[gym.Env]:
+    """The gymnasium envs under a ``make_env`` env, in batch order."""
+    base = env.base_env
+    wrappers = base._envs if isinstance(base, SerialEnv) else [base]
+    return [w._env for w in wrappers]  # torchrl's GymWrapper keeps the gym env in ``_env``
+
+
+def _find(env: gym.Env, kind: type) -> gym.Env | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, kind):
+            return env
+        env = env.env
+    return None
+
+
+def instabilities(env: TransformedEnv) -> int:
+    """Steps, over all envs, that ``SimulationGuard`` cut short because the physics blew up."""
+    return sum(_find(g, SimulationGuard).instabilities for g in gym_envs(env))
+
+
+def snapshot(env: TransformedEnv) -> list[dict[str, Any]] | None:
+    """The state of every gymnasium env under ``env``; None if they are not MuJoCo envs."""
+    states = []
+    for g in gym_envs(env):
+        sim = g.unwrapped
+        if not hasattr(sim, "data"):
+            return None
+        physics = zlib.compress(pickle.dumps(sim.data))
+        states.append({
+            "physics": torch.frombuffer(bytearray(physics), dtype=torch.uint8),
+            "np_random": sim.np_random.bit_generator.state,
+            "elapsed_steps": _find(g, gym.wrappers.TimeLimit)._elapsed_steps,
+            "instabilities": _find(g, SimulationGuard).instabilities,
+        })
+    return states
+
+
+def restore(env: TransformedEnv, states: list[dict[str, Any]]) -> None:
+    """Put back a ``snapshot`` into an env built the same way (same id and env count)."""
+    for g, state in zip(gym_envs(env), states, strict=True):
+        sim = g.unwrapped
+        saved = pickle.loads(zlib.decompress(state["physics"].numpy().tobytes()))
+        mujoco.mj_copyData(sim.data, sim.model, saved)  # in place: wrappers hold ``sim.data``
+        sim.np_random.bit_generator.state = state["np_random"]
+        _find(g, gym.wrappers.TimeLimit)._elapsed_steps = state["elapsed_steps"]
+        _find(g, SimulationGuard).instabilities = state["instabilities"]
