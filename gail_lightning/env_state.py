@@ -10,10 +10,9 @@ as tensors, ints and strings, so a checkpoint holding it loads with ``weights_on
 
 from __future__ import annotations
 
-from typing import Any
-
 import pickle
 import zlib
+from typing import Any
 
 import gymnasium as gym
 import mujoco
@@ -21,6 +20,7 @@ import torch
 from torchrl.envs import SerialEnv, TransformedEnv
 
 from gail_lightning.envs import SimulationGuard
+
 
 def gym_envs(env: TransformedEnv) -> list[gym.Env]:
     """The gymnasium envs under a ``make_env`` env, in batch order."""
