@@ -2,5 +2,6 @@
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.module import GAILModule
+from gail_lightning.sac import SACModule
 
-__all__ = ["CollectorDataModule", "GAILModule"]
+__all__ = ["CollectorDataModule", "GAILModule", "SACModule"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -27,3 +28,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes ``last.ckpt`` after every batch, whatever the run monitors.
+
+    Under manual optimization Lightning defers a ``ModelCheckpoint`` save until its
+    monitored metric exists, so the best-checkpoint saver writes nothing before the first
+    evaluation, and a run killed before then would be lost. This one monitors nothing.
+    """
+
+    def __init__(self, dirpath: _PATH) -> None:
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=1)

@@ -6,13 +6,16 @@ import sys
 import warnings
 from pathlib import Path
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar, GracefulStop
+from gail_lightning.checkpointing import LastCheckpoint
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
+from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
 
 # Lightning warns that manual-optimization checkpoints hold the post-update weights:
@@ -43,16 +46,19 @@ def resolve_config_names(argv: list[str]) -> list[str]:
 
 
 class GAILCLI(LightningCLI):
-    """``fit``/``validate`` over ``GAILModule`` and ``CollectorDataModule``.
+    """``fit``/``validate`` over an ``OnlineModule`` and ``CollectorDataModule``.
 
+    The model is ``GAILModule`` unless a config or ``--model SACModule`` names another
+    (``class_path``), so GAIL configs list its arguments directly under ``model:``.
     Env sizes flow from the DataModule to the networks, ``data.seed`` seeds everything,
     and evaluation, checkpointing and the frames progress bar are always on
     (configurable as ``--eval.*``, ``--checkpoint.*``, ``--progress_bar.*``).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.set_defaults({"model": {"class_path": f"{GAILModule.__module__}.{GAILModule.__name__}"}})
         for key in ("obs_dim", "action_low", "action_high"):
-            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
         parser.link_arguments("data.seed", "seed_everything")
         parser.add_lightning_class_args(ExpertScore, "eval")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -62,10 +68,9 @@ class GAILCLI(LightningCLI):
             {
                 "checkpoint.monitor": "eval/normalized_score",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,  # LastCheckpoint writes last.ckpt
                 "checkpoint.filename": "best-{frames:.0f}",
-                # Every batch: the best checkpoint is then the one just evaluated, and an
-                # interrupted run loses at most one batch.
+                # Every batch: the best checkpoint is then the one just evaluated.
                 "checkpoint.every_n_train_steps": 1,
                 "trainer.max_epochs": -1,  # the module stops on data.total_frames
                 "trainer.log_every_n_steps": 1,
@@ -86,6 +91,13 @@ class GAILCLI(LightningCLI):
             config.trainer.enable_progress_bar = None
             config.progress_bar.refresh_rate = 0
 
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        # last.ckpt after every batch, in the best checkpoints' folder: an interrupted run
+        # loses at most one batch.
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(LastCheckpoint(trainer.checkpoint_callback.dirpath))
+        return trainer
+
     def before_fit(self) -> None:
         if self.trainer.logger is not None:
             self.trainer.logger.log_hyperparams({"versions": package_versions()})
@@ -95,6 +107,23 @@ def main() -> None:
     """Entry point of ``train.py``."""
     sys.argv[1:] = resolve_config_names(sys.argv[1:])
     try:
-        GAILCLI(GAILModule, CollectorDataModule, save_config_kwargs={"overwrite": True})
-    except (UserInputError, TrainingDivergedError) as err:
-        sys.exit(f"error: {err}")
+        GAILCLI(
+            OnlineModule,
+            CollectorDataModule,
+            subclass_mode_model=True,
+            save_config_kwargs={"overwrite": True},
+        )
+    except Exception as err:
+        ours = _our_error(err)
+        if ours is None:
+            raise
+        sys.exit(f"error: {ours}")
+
+
+def _our_error(err: BaseException | None) -> BaseException | None:
+    """Our error behind ``err``: jsonargparse wraps errors raised while building the model."""
+    while err is not None:
+        if isinstance(err, (UserInputError, TrainingDivergedError)):
+            return err
+        err = err.__cause__ or err.__context__
+    return None

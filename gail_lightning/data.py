@@ -19,6 +19,8 @@ from gail_lightning.demonstrations import (
 from gail_lightning.env_state import instabilities, restore, snapshot
 from gail_lightning.envs import make_env
 from gail_lightning.errors import UserInputError
+from gail_lightning.minari_io import PREFIX as MINARI_PREFIX
+from gail_lightning.minari_io import from_minari
 
 
 class CollectorDataModule(L.LightningDataModule):
@@ -29,7 +31,8 @@ class CollectorDataModule(L.LightningDataModule):
 
     Args:
         env_id: gymnasium id of a continuous-control env, e.g. ``Hopper-v5``.
-        demos: path of a demonstration file (``.npz``); ``None`` when training an expert.
+        demos: path of a demonstration file (``.npz``), or ``minari:<folder-or-id>`` for a
+            local Minari dataset; ``None`` when training an expert.
         num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
         frames_per_batch: env frames per training batch (summed over envs).
         total_frames: env frames after which training stops.
@@ -75,7 +78,10 @@ class CollectorDataModule(L.LightningDataModule):
 
     def _load_demos(self) -> Demonstrations:
         path, n = self.hparams.demos, self.hparams.num_trajectories
-        demos = load_demonstrations(path)
+        if str(path).startswith(MINARI_PREFIX):
+            demos = from_minari(str(path)[len(MINARI_PREFIX):])
+        else:
+            demos = load_demonstrations(path)
         check_compatible(demos, path, self.hparams.env_id, self.obs_dim, len(self.action_low))
         if n is not None:
             if not 0 < n <= demos.num_episodes:

@@ -169,11 +169,12 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
     if not isinstance(metadata, dict):
         raise DemoError(f"{path}: metadata is not a JSON object; re-record the file.")
     demos = Demonstrations(**arrays, metadata=metadata)
-    _validate(demos, path)
+    validate(demos, path)
     return demos
 
 
-def _validate(demos: Demonstrations, path: Path) -> None:
+def validate(demos: Demonstrations, path: str | Path) -> None:
+    """Raise ``DemoError`` naming ``path`` (a file or dataset) if ``demos`` is unusable."""
     missing = [k for k in REQUIRED_METADATA if k not in demos.metadata]
     if missing:
         raise DemoError(f"{path}: metadata lacks {missing}; re-record the file.")

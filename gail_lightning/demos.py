@@ -1,22 +1,42 @@
-"""Make and inspect demonstration files.
+"""Make, inspect and convert demonstration files.
 
     python -m gail_lightning.demos record --ckpt EXPERT.ckpt --episodes 25 --out demos/hopper.npz
     python -m gail_lightning.demos info demos/hopper.npz
+    python -m gail_lightning.demos import-minari DATASET --out demos/mine.npz
+    python -m gail_lightning.demos export-minari demos/hopper.npz --dataset-id gail/hopper/expert-v0
+    python -m gail_lightning.demos manifest demos
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
+import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gail_lightning.demonstrations import Demonstrations, load_demonstrations
-from gail_lightning.envs import episode_return, make_env, rollout_episodes
-from gail_lightning.module import GAILModule
+from gail_lightning.envs import make_env, random_policy_return, rollout_episodes
+from gail_lightning.errors import UserInputError
+from gail_lightning.minari_io import from_minari, to_minari
+from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
+
+
+def load_expert(ckpt: Path, hparams: dict) -> OnlineModule:
+    """The module in ``ckpt``, of the class that wrote it (PPO/GAIL or SAC).
+
+    The Lightning CLI records that class as ``_class_path``; checkpoints without it were
+    written before the CLI had a model choice and hold a ``GAILModule``.
+    """
+    module_name, _, class_name = hparams.get("_class_path", "gail_lightning.GAILModule").rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not issubclass(cls, OnlineModule):
+        raise SystemExit(f"{ckpt} holds a {cls.__name__}, not a trained policy of this project.")
+    return cls.load_from_checkpoint(ckpt, map_location="cpu")
 
 
 def record(
@@ -27,16 +47,15 @@ def record(
     env_id = env_id or checkpoint.get("datamodule_hyper_parameters", {}).get("env_id")
     if env_id is None:
         raise SystemExit(f"{ckpt} does not say which env it was trained on; pass --env-id.")
-    module = GAILModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    module = load_expert(ckpt, checkpoint["hyper_parameters"]).eval()
     torch.manual_seed(seed)
     env = make_env(env_id, seed=seed)
     runs = rollout_episodes(env, module.actor, episodes, deterministic=True)
-    random_runs = rollout_episodes(make_env(env_id, seed=seed + 1), None, episodes)
     demos = Demonstrations.from_rollouts(
         runs,
         {
             "env_id": env_id,
-            "random_return_mean": float(np.mean([episode_return(r) for r in random_runs])),
+            "random_return_mean": random_policy_return(env_id, episodes, seed + 1),
             "seed": seed,
             "expert_checkpoint": str(ckpt),
             "versions": package_versions(),
@@ -47,9 +66,9 @@ def record(
     return demos
 
 
-def info(path: Path) -> str:
+def info(path: Path, demos: Demonstrations | None = None) -> str:
     """A short human-readable summary of a demonstration file."""
-    demos = load_demonstrations(path)
+    demos = demos or load_demonstrations(path)
     meta = demos.metadata
     lengths = demos.episode_lengths
     return "\n".join(
@@ -66,6 +85,27 @@ def info(path: Path) -> str:
     )
 
 
+def manifest(folder: Path) -> list[dict]:
+    """One entry per demonstration file in ``folder``: what it holds and how it was made."""
+    entries = []
+    for path in sorted(folder.glob("*.npz")):
+        demos = load_demonstrations(path)
+        meta = demos.metadata
+        entries.append({
+            "file": path.name,
+            "env_id": meta["env_id"],
+            "episodes": demos.num_episodes,
+            "expert_return_mean": meta["expert_return_mean"],
+            "expert_return_std": meta["expert_return_std"],
+            "random_return_mean": meta["random_return_mean"],
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "versions": meta["versions"],
+            "command": meta["command"],
+        })
+    return entries
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gail_lightning.demos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,13 +118,37 @@ def main(argv: list[str] | None = None) -> None:
     rec.add_argument("--env-id", default=None, help="defaults to the env the expert trained on")
     show = sub.add_parser("info", help="print what a demonstration file holds")
     show.add_argument("path", type=Path)
+    imp = sub.add_parser("import-minari", help="local Minari dataset -> demonstration file")
+    imp.add_argument("dataset", help="dataset folder, or id under $MINARI_DATASETS_PATH")
+    imp.add_argument("--out", type=Path, required=True, help="output .npz file")
+    imp.add_argument("--env-id", default=None, help="defaults to the dataset's env")
+    exp = sub.add_parser("export-minari", help="demonstration file -> local Minari dataset")
+    exp.add_argument("path", type=Path, help="demonstration file (.npz)")
+    exp.add_argument("--dataset-id", required=True, help="e.g. gail_lightning/hopper/expert-v0")
+    exp.add_argument("--root", type=Path, default=None,
+                     help="datasets folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    man = sub.add_parser("manifest", help="write <folder>/manifest.json describing every .npz in it")
+    man.add_argument("folder", type=Path, nargs="?", default=Path("demos"))
     args = parser.parse_args(argv)
-    if args.command == "record":
-        command = " ".join(["python -m gail_lightning.demos", *(argv or sys.argv[1:])])
-        record(args.ckpt, args.episodes, args.seed, args.out, args.env_id, command)
-        print(info(args.out))
-    else:
-        print(info(args.path))
+    command = " ".join(["python -m gail_lightning.demos", *(argv or sys.argv[1:])])
+    try:
+        if args.command == "record":
+            record(args.ckpt, args.episodes, args.seed, args.out, args.env_id, command)
+            print(info(args.out))
+        elif args.command == "info":
+            print(info(args.path))
+        elif args.command == "import-minari":
+            from_minari(args.dataset, args.env_id, command).save(args.out)
+            print(info(args.out))
+        elif args.command == "manifest":
+            entries = manifest(args.folder)
+            (args.folder / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")
+            print(f"wrote {args.folder / 'manifest.json'}: {len(entries)} files")
+        else:
+            folder = to_minari(load_demonstrations(args.path), args.dataset_id, args.root)
+            print(f"wrote Minari dataset {args.dataset_id} to {folder}")
+    except UserInputError as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

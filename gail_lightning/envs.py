@@ -127,3 +127,9 @@ def rollout_episodes(
 def episode_return(episode: TensorDictBase) -> float:
     """Sum of the true env reward over one rollout."""
     return episode["next", "reward"].sum().item()
+
+
+def random_policy_return(env_id: str, episodes: int, seed: int) -> float:
+    """Mean true return of uniformly random actions: the 0 of the normalized score."""
+    runs = rollout_episodes(make_env(env_id, seed=seed), None, episodes)
+    return float(sum(episode_return(r) for r in runs) / len(runs))

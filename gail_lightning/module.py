@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import NoReturn
 
-import lightning as L
 import torch
 from tensordict import TensorDict, TensorDictBase
-from torchrl.envs import EnvBase
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
@@ -20,13 +16,12 @@ from gail_lightning.discriminator import (
     gradient_penalty,
     learned_reward,
 )
-from gail_lightning.envs import episode_return, make_env, rollout_episodes
-from gail_lightning.errors import TrainingDivergedError, UserInputError
+from gail_lightning.errors import UserInputError
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
-from gail_lightning.provenance import package_versions
+from gail_lightning.online_module import OnlineModule
 
 
-class GAILModule(L.LightningModule):
+class GAILModule(OnlineModule):
     """Policy (Gaussian actor), value network and discriminator D(s, a), trained with GAIL.
 
     One training step consumes one on-policy batch from the collector:
@@ -90,7 +85,6 @@ class GAILModule(L.LightningModule):
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
         self.save_hyperparameters()
-        self.automatic_optimization = False
         self.obs_norm = RunningNorm(obs_dim)
         self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes)
         self.critic = make_critic(self.obs_norm, obs_dim, hidden_sizes)
@@ -105,9 +99,7 @@ class GAILModule(L.LightningModule):
             normalize_advantage=True,
         )
         self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
-        self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
         self.expert: TensorDict | None = None
-        self._val_env: EnvBase | None = None
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         # Actor and critic get their own optimizers so each one's gradient is clipped on its
@@ -133,20 +125,8 @@ class GAILModule(L.LightningModule):
                 )
             self.expert = datamodule.expert
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["versions"] = package_versions()
-
-    def on_train_batch_start(self, batch: TensorDictBase | None, batch_idx: int) -> int | None:
-        if self.frames >= self.trainer.datamodule.total_frames:
-            self.trainer.should_stop = True
-            return -1  # skip the epoch's remaining batches; should_stop ends the fit
-        return None
-
     def training_step(self, dataloader_iter: Iterator) -> None:
-        # Taking the iterator makes Lightning skip its one-batch prefetch: the batch is
-        # collected here, after the previous update, so it is truly on-policy.
-        batch, _, _ = next(dataloader_iter)
-        batch = batch.to(self.device)
+        batch = self.next_batch(dataloader_iter)
         actor_opt, critic_opt, disc_opt = self.optimizers()
         flat = batch.reshape(-1)
         metrics: dict[str, torch.Tensor] = {}
@@ -164,23 +144,9 @@ class GAILModule(L.LightningModule):
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
-        self.frames += batch.numel()
+        self.count_frames(batch)
         self.log_dict(metrics, batch_size=1)
-        self.log_dict(self._episode_metrics(batch), prog_bar=True, batch_size=1)
-        if self.frames >= self.trainer.datamodule.total_frames:
-            self.trainer.should_stop = True
-
-    def validation_step(self, seed: int, batch_idx: int) -> None:
-        """One deterministic episode from a seeded reset; logs the mean over episodes."""
-        data = self.trainer.datamodule
-        if self._val_env is None:
-            self._val_env = make_env(data.env_id)
-        self._val_env.set_seed(int(seed))
-        value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
-        self.log("val/return", value, batch_size=1)
-        score = data.normalized_score(value)
-        if score is not None:
-            self.log("val/normalized_score", score, batch_size=1)
+        self.log_dict(self.episode_metrics(batch), prog_bar=True, batch_size=1)
 
     def _discriminator_step(
         self, flat: TensorDictBase, opt: torch.optim.Optimizer
@@ -199,7 +165,7 @@ class GAILModule(L.LightningModule):
                     (expert["observation"], expert["action"]),
                     (policy["observation"], policy["action"]),
                 )
-            self._update(loss, "discriminator loss", opt)
+            self.update(loss, "discriminator loss", opt, max_grad_norm=self.hparams.max_grad_norm)
         return {
             "loss/discriminator": loss.detach(),
             "disc/expert_accuracy": (expert_logits > 0).float().mean(),
@@ -217,7 +183,7 @@ class GAILModule(L.LightningModule):
             for idx in torch.randperm(flat.numel()).split(size):
                 losses = self.ppo_loss(flat[idx])
                 loss = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
-                self._update(loss, "PPO loss", actor_opt, critic_opt)
+                self.update(loss, "PPO loss", actor_opt, critic_opt, max_grad_norm=self.hparams.max_grad_norm)
                 for key in ("loss_objective", "loss_critic", "entropy", "kl_approx"):
                     totals.setdefault(key, []).append(losses[key].detach())
         metrics = {f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()}
@@ -231,42 +197,3 @@ class GAILModule(L.LightningModule):
         for opt in opts:
             for group in opt.param_groups:
                 group["lr"] = self.hparams.policy_lr * fraction
-
-    def _episode_metrics(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-        """Frames so far, simulation blow-ups so far, and the true env return and length of
-        episodes that ended in the batch."""
-        metrics = {
-            "frames": self.frames.float(),
-            "train/sim_instabilities": torch.tensor(float(self.trainer.datamodule.instabilities)),
-        }
-        done = batch["next", "done"].squeeze(-1)
-        if done.any():
-            metrics["train/episode_return"] = batch["next", "episode_reward"][done].mean()
-            metrics["train/episode_length"] = batch["next", "step_count"][done].float().mean()
-        return metrics
-
-    def _update(self, loss: torch.Tensor, name: str, *opts: torch.optim.Optimizer) -> None:
-        """One gradient step of ``opts`` on ``loss``; each optimizer's gradient clipped alone."""
-        if not torch.isfinite(loss):
-            self._diverged(name, loss.item())
-        for opt in opts:
-            opt.zero_grad()
-        self.manual_backward(loss)
-        for opt in opts:
-            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads)
-            if not torch.isfinite(norm):
-                self._diverged(f"gradient of the {name}", norm.item())
-            self.clip_gradients(opt, self.hparams.max_grad_norm, "norm")
-            opt.step()
-
-    def _diverged(self, name: str, value: float) -> NoReturn:
-        """Save the state that produced a non-finite value for inspection, then stop the run."""
-        callback = self.trainer.checkpoint_callback
-        folder = Path(callback.dirpath if callback and callback.dirpath else self.trainer.default_root_dir)
-        path = folder / "diverged.ckpt"
-        self.trainer.save_checkpoint(path)
-        raise TrainingDivergedError(
-            f"The {name} became {value} after {int(self.frames)} frames; the state is saved "
-            f"in {path}. Lower --model.policy_lr / --model.disc_lr or check the demonstrations."
-        )

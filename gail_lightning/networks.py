@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tensordict.nn import AddStateIndependentNormalScale, TensorDictModule
+from tensordict.nn import AddStateIndependentNormalScale, NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType
@@ -49,9 +49,13 @@ class RunningNorm(nn.Module):
 
 
 def mlp(
-    in_features: int, out_features: int, hidden_sizes: Sequence[int], output_gain: float | None = None
+    in_features: int,
+    out_features: int,
+    hidden_sizes: Sequence[int],
+    output_gain: float | None = None,
+    activation: type[nn.Module] = nn.Tanh,
 ) -> MLP:
-    """Tanh MLP with orthogonal init (the PPO/GAIL reference networks).
+    """MLP with orthogonal init; tanh units are the PPO/GAIL reference networks.
 
     ``output_gain`` re-initializes the output layer with that gain (PPO's small policy head).
     """
@@ -59,7 +63,7 @@ def mlp(
         in_features=in_features,
         out_features=out_features,
         num_cells=list(hidden_sizes),
-        activation_class=nn.Tanh,
+        activation_class=activation,
     )
     for layer in net.modules():
         if isinstance(layer, nn.Linear):
@@ -77,16 +81,25 @@ def make_actor(
     action_low: Sequence[float],
     action_high: Sequence[float],
     hidden_sizes: Sequence[int],
+    state_dependent_scale: bool = False,
+    activation: type[nn.Module] = nn.Tanh,
 ) -> ProbabilisticActor:
-    """Gaussian policy squashed by tanh into the action box, state-independent std."""
+    """Gaussian policy squashed by tanh into the action box.
+
+    The std is one learned vector (PPO, GAIL) or, with ``state_dependent_scale``, a second
+    output head (SAC, whose entropy tuning needs a std that varies with the state).
+    """
     action_dim = len(action_low)
-    net = mlp(obs_dim, action_dim, hidden_sizes, output_gain=0.01)  # near-zero initial mean action
+    if state_dependent_scale:
+        net = mlp(obs_dim, 2 * action_dim, hidden_sizes, output_gain=0.01, activation=activation)
+        head = NormalParamExtractor(scale_lb=1e-4)
+    else:  # near-zero initial mean action
+        net = mlp(obs_dim, action_dim, hidden_sizes, output_gain=0.01, activation=activation)
+        head = AddStateIndependentNormalScale(action_dim, scale_lb=1e-4)
     low = torch.tensor(action_low, dtype=torch.float32)
     high = torch.tensor(action_high, dtype=torch.float32)
     module = TensorDictModule(
-        nn.Sequential(obs_norm, net, AddStateIndependentNormalScale(action_dim, scale_lb=1e-4)),
-        in_keys=["observation"],
-        out_keys=["loc", "scale"],
+        nn.Sequential(obs_norm, net, head), in_keys=["observation"], out_keys=["loc", "scale"]
     )
     return ProbabilisticActor(
         module,
@@ -103,3 +116,11 @@ def make_critic(obs_norm: RunningNorm, obs_dim: int, hidden_sizes: Sequence[int]
     """State-value network V(s) on normalized observations."""
     net = mlp(obs_dim, 1, hidden_sizes, output_gain=1.0)
     return ValueOperator(nn.Sequential(obs_norm, net), in_keys=["observation"])
+
+
+def make_qvalue(
+    obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU
+) -> ValueOperator:
+    """Action-value network Q(s, a) on raw observations (SAC's critic)."""
+    net = mlp(obs_dim + action_dim, 1, hidden_sizes, output_gain=1.0, activation=activation)
+    return ValueOperator(net, in_keys=["observation", "action"], out_keys=["state_action_value"])

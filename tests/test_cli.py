@@ -57,6 +57,29 @@ def test_tiny_fit_writes_last_ckpt_and_resumes(demo_file, tmp_path):
     assert [h["frames"] for h in history] == [512, 1024, 1536, 2048]
 
 
+def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path):
+    args = [
+        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
+        "--data.total_frames=200000", "--data.frames_per_batch=512", "--data.num_envs=2",
+        "--model.minibatch_size=128", "--model.ppo_epochs=1", "--data.val_episodes=1",
+        "--eval.eval_every_frames=100000", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+    ]
+    proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no handler runs, as in a crash or an OOM kill
+    proc.wait()
+    assert last.exists(), "no last.ckpt before the first evaluation"
+    stopped_at = frames_in(last)
+    assert 512 <= stopped_at < 100000
+    run(*[a for a in args if not a.startswith("--data.total_frames")],
+        f"--data.total_frames={stopped_at + 512}", "--ckpt_path=last")
+    assert frames_in(last) == stopped_at + 512
+
+
 def test_resume_with_another_env_count_is_refused(demo_file, tmp_path):
     tiny_fit(demo_file, tmp_path, 512)
     proc = run(
@@ -79,7 +102,8 @@ def test_tiny_fit_in_bf16_mixed_precision(demo_file, tmp_path):
 def test_print_config_round_trips(tmp_path):
     printed = run("fit", "--config", "configs/hopper.yaml", "--model.disc_lr=1e-4", "--print_config").stdout
     config = yaml.safe_load(printed)
-    assert config["model"]["disc_lr"] == 1e-4
+    assert config["model"]["class_path"] == "gail_lightning.GAILModule"
+    assert config["model"]["init_args"]["disc_lr"] == 1e-4
     assert config["data"]["env_id"] == "Hopper-v5"
     saved = tmp_path / "config.yaml"
     saved.write_text(printed)
@@ -96,7 +120,6 @@ def test_print_config_round_trips(tmp_path):
         ("--model.policy_lr=0", "error: --model.policy_lr must be > 0"),
         ("--data.demos=", "error: --data.demos is empty"),
         ("--data.env_id=Hoper-v5", "error: Unknown environment id 'Hoper-v5'"),
-        ("--model.no_such_key=1", "error: unrecognized arguments: --model.no_such_key"),
         ("--model.minibatch_size=100", "error: --data.frames_per_batch (2048) is not divisible"),
     ],
 )
@@ -105,6 +128,28 @@ def test_bad_input_stops_with_one_line_error(override, message):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_unknown_config_key_gets_the_lightning_cli_error():
+    proc = run("fit", "--config", "inverted_pendulum.yaml", "--model.no_such_key=1", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "Option 'no_such_key' is not accepted" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml"))
+)
+def test_every_shipped_config_parses(config, monkeypatch, capsys):
+    from gail_lightning.cli import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["train.py", "fit", "--config", config, "--print_config"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["env_id"].endswith("-v5")
+    assert printed["trainer"]["default_root_dir"].startswith("runs/")
 
 
 def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):

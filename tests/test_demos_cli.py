@@ -1,11 +1,13 @@
 """`python -m gail_lightning.demos`: record an expert checkpoint, then inspect and load it."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from gail_lightning.demonstrations import load_demonstrations
-from gail_lightning.demos import info, record
+from gail_lightning.demos import info, manifest, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +33,14 @@ def test_shipped_demo_files_load_and_match_their_env():
         demos = load_demonstrations(ROOT / "demos" / name)
         assert demos.metadata["env_id"] == env_id
         assert demos.num_episodes == 25
+
+
+def test_shipped_manifest_matches_the_shipped_demo_files():
+    folder = Path(__file__).resolve().parents[1] / "demos"
+    shipped = json.loads((folder / "manifest.json").read_text())
+    assert {entry["file"] for entry in shipped} == {p.name for p in folder.glob("*.npz")}
+    for entry in shipped:
+        path = folder / entry["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["file"]
+        assert path.stat().st_size <= 10 * 2**20
+    assert manifest(folder) == shipped  # regenerating it changes nothing

@@ -1,0 +1,113 @@
+"""What every module trained on collector batches shares: frame budget, guarded updates,
+episode metrics and the validation episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import lightning as L
+import torch
+from tensordict import TensorDictBase
+from torchrl.envs import EnvBase
+
+from gail_lightning.envs import episode_return, make_env, rollout_episodes
+from gail_lightning.errors import TrainingDivergedError
+from gail_lightning.provenance import package_versions
+
+
+class OnlineModule(L.LightningModule):
+    """Base of ``GAILModule`` and ``SACModule``: manual optimization on collector batches.
+
+    Subclasses build ``self.actor`` (the policy the collector runs) and write
+    ``training_step``; they count env frames in ``self.frames``, which decides when the
+    run stops (``data.total_frames``) and is saved in checkpoints.
+    """
+
+    actor: torch.nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
+        self._val_env: EnvBase | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["versions"] = package_versions()
+
+    def on_train_batch_start(self, batch: TensorDictBase | None, batch_idx: int) -> int | None:
+        if self.frames >= self.trainer.datamodule.total_frames:
+            self.trainer.should_stop = True
+            return -1  # skip the epoch's remaining batches; should_stop ends the fit
+        return None
+
+    def next_batch(self, dataloader_iter) -> TensorDictBase:
+        """The next collector batch on this module's device.
+
+        Taking the iterator (``training_step(dataloader_iter)``) makes Lightning skip its
+        one-batch prefetch: the batch is collected here, after the previous update, so it is
+        truly collected by the current policy.
+        """
+        batch, _, _ = next(dataloader_iter)
+        return batch.to(self.device)
+
+    def count_frames(self, batch: TensorDictBase) -> None:
+        """Add the batch's frames; ask the trainer to stop once the budget is spent."""
+        self.frames += batch.numel()
+        if self.frames >= self.trainer.datamodule.total_frames:
+            self.trainer.should_stop = True
+
+    def validation_step(self, seed: int, batch_idx: int) -> None:
+        """One deterministic episode from a seeded reset; logs the mean over episodes."""
+        data = self.trainer.datamodule
+        if self._val_env is None:
+            self._val_env = make_env(data.env_id)
+        self._val_env.set_seed(int(seed))
+        value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
+        self.log("val/return", value, batch_size=1)
+        score = data.normalized_score(value)
+        if score is not None:
+            self.log("val/normalized_score", score, batch_size=1)
+
+    def episode_metrics(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Frames so far, simulation blow-ups so far, and the true env return and length of
+        episodes that ended in the batch."""
+        metrics = {
+            "frames": self.frames.float(),
+            "train/sim_instabilities": torch.tensor(float(self.trainer.datamodule.instabilities)),
+        }
+        done = batch["next", "done"].squeeze(-1)
+        if done.any():
+            metrics["train/episode_return"] = batch["next", "episode_reward"][done].mean()
+            metrics["train/episode_length"] = batch["next", "step_count"][done].float().mean()
+        return metrics
+
+    def update(
+        self, loss: torch.Tensor, name: str, *opts: torch.optim.Optimizer, max_grad_norm: float | None = None
+    ) -> None:
+        """One gradient step of ``opts`` on ``loss``, refusing non-finite values; with
+        ``max_grad_norm`` each optimizer's gradient is clipped on its own."""
+        if not torch.isfinite(loss):
+            self._diverged(name, loss.item())
+        for opt in opts:
+            opt.zero_grad()
+        self.manual_backward(loss)
+        for opt in opts:
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads)
+            if not torch.isfinite(norm):
+                self._diverged(f"gradient of the {name}", norm.item())
+            if max_grad_norm is not None:
+                self.clip_gradients(opt, max_grad_norm, "norm")
+            opt.step()
+
+    def _diverged(self, name: str, value: float) -> NoReturn:
+        """Save the state that produced a non-finite value for inspection, then stop the run."""
+        callback = self.trainer.checkpoint_callback
+        folder = Path(callback.dirpath if callback and callback.dirpath else self.trainer.default_root_dir)
+        path = folder / "diverged.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise TrainingDivergedError(
+            f"The {name} became {value} after {int(self.frames)} frames; the state is saved "
+            f"in {path}. Lower the learning rates (--model.*_lr) or check the demonstrations."
+        )
