@@ -43,7 +43,7 @@ def open_dataset(source: str | Path) -> Any:
         if (folder / "metadata.json").is_file():
             try:
                 return minari.MinariDataset(folder)
-            except Exception as err:  # minari raises many types for a broken dataset
+            except Exception as err:  # noqa: BLE001 - minari raises many types for a broken dataset
                 raise DemoError(f"Minari dataset {source}: cannot be opened ({type(err).__name__}: {err}).") from None
     raise DemoError(
         f"No local Minari dataset {str(source)!r} (looked for metadata.json in "

@@ -16,7 +16,7 @@ from gail_lightning.discriminator import (
     gradient_penalty,
     learned_reward,
 )
-from gail_lightning.errors import UserInputError
+from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
 from gail_lightning.online_module import OnlineModule
 
@@ -77,11 +77,8 @@ class GAILModule(OnlineModule):
         anneal_lr: bool = False,
     ) -> None:
         super().__init__()
-        positive = {"policy_lr": policy_lr, "disc_lr": disc_lr, "disc_steps": disc_steps,
-                    "minibatch_size": minibatch_size, "ppo_epochs": ppo_epochs}
-        for name, value in positive.items():
-            if value <= 0:
-                raise UserInputError(f"--model.{name} must be > 0, got {value}.")
+        require_positive_model_args(policy_lr=policy_lr, disc_lr=disc_lr, disc_steps=disc_steps,
+                                    minibatch_size=minibatch_size, ppo_epochs=ppo_epochs)
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
         self.save_hyperparameters()

@@ -14,7 +14,7 @@ from torch import nn
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from gail_lightning.errors import UserInputError
+from gail_lightning.errors import require_positive_model_args
 from gail_lightning.networks import RunningNorm, make_actor, make_qvalue
 from gail_lightning.online_module import OnlineModule
 
@@ -68,11 +68,8 @@ class SACModule(OnlineModule):
         reward_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        positive = {"lr": lr, "alpha_lr": alpha_lr, "batch_size": batch_size,
-                    "buffer_size": buffer_size, "updates_per_frame": updates_per_frame}
-        for name, value in positive.items():
-            if value <= 0:
-                raise UserInputError(f"--model.{name} must be > 0, got {value}.")
+        require_positive_model_args(lr=lr, alpha_lr=alpha_lr, batch_size=batch_size,
+                                    buffer_size=buffer_size, updates_per_frame=updates_per_frame)
         self.save_hyperparameters()
         # Kept at identity: a normalizer that moved would change what replayed observations mean.
         self.obs_norm = RunningNorm(obs_dim)
@@ -85,7 +82,7 @@ class SACModule(OnlineModule):
             loss_function="l2",
         )
         self.loss.make_value_estimator(gamma=gamma)
-        self.loss.target_entropy  # materialize the lazily registered buffer: checkpoints hold it
+        _ = self.loss.target_entropy  # registers its buffer now, as checkpoints hold it
         self.target_update = SoftUpdate(self.loss, tau=tau)
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(buffer_size), batch_size=batch_size)
 

@@ -10,7 +10,7 @@ from gail_lightning.demos import main as demos_main
 from gail_lightning.minari_io import from_minari, to_minari
 
 minari = pytest.importorskip("minari")
-from minari.data_collector import EpisodeBuffer  # noqa: E402
+from minari.data_collector import EpisodeBuffer
 
 
 @pytest.fixture()

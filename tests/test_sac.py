@@ -22,7 +22,7 @@ def fit_sac(tmp_path: Path, **model_kwargs) -> tuple[SACModule, dict]:
     torch.manual_seed(0)
     data = CollectorDataModule(env_id="InvertedPendulum-v5", frames_per_batch=128,
                                total_frames=512, num_envs=2, val_episodes=1)
-    kwargs = dict(hidden_sizes=(32, 32), batch_size=32, learning_starts=256, updates_per_frame=0.25)
+    kwargs = {"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 256, "updates_per_frame": 0.25}
     module = SACModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
     before = copy.deepcopy(module.state_dict())
     L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
