@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from tensordict import TensorDict, TensorDictBase
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
+from gail_lightning.bc import clone_expert
 from gail_lightning.discriminator import (
     Discriminator,
     RewardKind,
@@ -39,7 +41,8 @@ class GAILModule(OnlineModule):
         policy_lr: Adam learning rate of policy and value network.
         disc_lr: Adam learning rate of the discriminator.
         disc_steps: discriminator updates per batch.
-        disc_batch_size: expert pairs (and as many policy pairs) per discriminator update.
+        disc_batch_size: expert pairs (and as many policy pairs) per discriminator update
+            (and per warm-start step).
         grad_penalty: weight of the gradient penalty on D (0 turns it off).
         gamma: discount factor.
         gae_lambda: GAE λ.
@@ -51,6 +54,9 @@ class GAILModule(OnlineModule):
         max_grad_norm: gradient-norm clip for every update (through Lightning).
         reward_scale: factor on the true env reward (``reward="env"`` only).
         anneal_lr: decay the policy learning rate linearly to 0 over the frame budget.
+        bc_pretrain_steps: behavioral-cloning steps on the demonstrations before GAIL starts
+            (warm start; 0 turns it off). Each step uses ``disc_batch_size`` expert pairs.
+        bc_lr: Adam learning rate of the warm start.
     """
 
     def __init__(
@@ -75,10 +81,14 @@ class GAILModule(OnlineModule):
         max_grad_norm: float = 0.5,
         reward_scale: float = 1.0,
         anneal_lr: bool = False,
+        bc_pretrain_steps: int = 0,
+        bc_lr: float = 1e-3,
     ) -> None:
         super().__init__()
-        require_positive_model_args(policy_lr=policy_lr, disc_lr=disc_lr, disc_steps=disc_steps,
-                                    minibatch_size=minibatch_size, ppo_epochs=ppo_epochs)
+        require_positive_model_args(
+            policy_lr=policy_lr, disc_lr=disc_lr, disc_steps=disc_steps, bc_lr=bc_lr,
+            minibatch_size=minibatch_size, ppo_epochs=ppo_epochs,
+        )
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
         self.save_hyperparameters()
@@ -122,6 +132,14 @@ class GAILModule(OnlineModule):
                 )
             self.expert = datamodule.expert
 
+    def on_fit_start(self) -> None:
+        steps = self.hparams.bc_pretrain_steps
+        if steps > 0 and self.frames == 0:  # not again when a run resumes
+            expert = self.expert.to(self.device)
+            self.obs_norm.update(expert["observation"])  # the cloned policy sees normalized input
+            loss = clone_expert(self.actor, expert, steps, self.hparams.disc_batch_size, self.hparams.bc_lr)
+            rank_zero_info(f"BC warm start: {steps} steps, final BC loss {loss.item():.3f}")
+
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch = self.next_batch(dataloader_iter)
         actor_opt, critic_opt, disc_opt = self.optimizers()
@@ -141,7 +159,7 @@ class GAILModule(OnlineModule):
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
-        self.count_frames(batch)
+        self.count_frames(batch.numel())
         self.log_dict(metrics, batch_size=1)
         self.log_dict(self.episode_metrics(batch), prog_bar=True, batch_size=1)
 

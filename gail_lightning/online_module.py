@@ -19,9 +19,10 @@ from gail_lightning.provenance import package_versions
 class OnlineModule(L.LightningModule):
     """Base of ``GAILModule`` and ``SACModule``: manual optimization on collector batches.
 
-    Subclasses build ``self.actor`` (the policy the collector runs) and write
-    ``training_step``; they count env frames in ``self.frames``, which decides when the
-    run stops (``data.total_frames``) and is saved in checkpoints.
+    Subclasses build ``self.actor`` (the policy the collector runs and evaluation scores)
+    and write ``training_step``; they count frames in ``self.frames``, which decides when
+    the run stops (``data.total_frames``) and when evaluation runs, and is saved in
+    checkpoints.
     """
 
     actor: torch.nn.Module
@@ -51,9 +52,9 @@ class OnlineModule(L.LightningModule):
         batch, _, _ = next(dataloader_iter)
         return batch.to(self.device)
 
-    def count_frames(self, batch: TensorDictBase) -> None:
-        """Add the batch's frames; ask the trainer to stop once the budget is spent."""
-        self.frames += batch.numel()
+    def count_frames(self, frames: int) -> None:
+        """Add ``frames``; ask the trainer to stop once the budget is spent."""
+        self.frames += frames
         if self.frames >= self.trainer.datamodule.total_frames:
             self.trainer.should_stop = True
 

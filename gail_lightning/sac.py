@@ -97,7 +97,7 @@ class SACModule(OnlineModule):
         transitions = batch.reshape(-1).select(*TRANSITION_KEYS).clone()
         transitions["next", "reward"] = transitions["next", "reward"] * self.hparams.reward_scale
         self.buffer.extend(transitions.cpu())
-        self.count_frames(batch)
+        self.count_frames(batch.numel())
         if len(self.buffer) >= self.hparams.learning_starts:
             updates = max(1, round(batch.numel() * self.hparams.updates_per_frame))
             self.log_dict(self._sac_steps(updates), batch_size=1)
