@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -21,6 +22,7 @@ from gail_lightning.discriminator import (
 from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.networks import RunningNorm, make_actor, make_critic
 from gail_lightning.online_module import OnlineModule
+from gail_lightning.trpo import trpo_step
 
 
 class GAILModule(OnlineModule):
@@ -57,6 +59,11 @@ class GAILModule(OnlineModule):
         bc_pretrain_steps: behavioral-cloning steps on the demonstrations before GAIL starts
             (warm start; 0 turns it off). Each step uses ``disc_batch_size`` expert pairs.
         bc_lr: Adam learning rate of the warm start.
+        policy_optimizer: ``ppo`` (clipped PPO) or ``trpo`` (natural-gradient step with KL
+            ≤ ``max_kl``, as in the original GAIL; ``ppo_epochs`` and ``minibatch_size`` then
+            set the value network's Adam fit, ``policy_lr`` its learning rate).
+        max_kl: TRPO's bound on the mean KL between the old and the new policy.
+        cg_damping: damping added to TRPO's Fisher-vector products.
     """
 
     def __init__(
@@ -83,11 +90,14 @@ class GAILModule(OnlineModule):
         anneal_lr: bool = False,
         bc_pretrain_steps: int = 0,
         bc_lr: float = 1e-3,
+        policy_optimizer: Literal["ppo", "trpo"] = "ppo",
+        max_kl: float = 0.01,
+        cg_damping: float = 0.1,
     ) -> None:
         super().__init__()
         require_positive_model_args(
             policy_lr=policy_lr, disc_lr=disc_lr, disc_steps=disc_steps, bc_lr=bc_lr,
-            minibatch_size=minibatch_size, ppo_epochs=ppo_epochs,
+            minibatch_size=minibatch_size, ppo_epochs=ppo_epochs, max_kl=max_kl,
         )
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
@@ -155,7 +165,10 @@ class GAILModule(OnlineModule):
             metrics["reward/learned_mean"] = batch["next", "reward"].mean()
         with torch.no_grad():
             self.gae(batch)
-        metrics |= self._ppo_step(batch.reshape(-1), actor_opt, critic_opt)
+        if self.hparams.policy_optimizer == "trpo":
+            metrics |= self._trpo_step(batch.reshape(-1), critic_opt)
+        else:
+            metrics |= self._ppo_step(batch.reshape(-1), actor_opt, critic_opt)
         # Updated after the PPO step so the step sees the normalization the batch was
         # collected with (its stored log-probs depend on it).
         self.obs_norm.update(batch["observation"])
@@ -203,6 +216,28 @@ class GAILModule(OnlineModule):
                     totals.setdefault(key, []).append(losses[key].detach())
         metrics = {f"ppo/{k}": torch.stack(v).mean() for k, v in totals.items()}
         return {**metrics, "ppo/lr": torch.tensor(actor_opt.param_groups[0]["lr"])}
+
+    def _trpo_step(
+        self, flat: TensorDictBase, critic_opt: torch.optim.Optimizer
+    ) -> dict[str, torch.Tensor]:
+        """One TRPO step of the policy, then ``ppo_epochs`` Adam epochs of the value network."""
+        advantage = flat["advantage"].squeeze(-1)
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        with torch.autocast(self.device.type, enabled=False):  # double backward in full precision
+            metrics = trpo_step(self.actor, flat, advantage, self.hparams.max_kl, self.hparams.cg_damping)
+        for name, value in metrics.items():
+            if not torch.isfinite(value):
+                self._diverged(name, value.item())
+        self._anneal_lr(critic_opt)
+        losses = []
+        for _ in range(self.hparams.ppo_epochs):
+            for idx in torch.randperm(flat.numel()).split(self.hparams.minibatch_size):
+                minibatch = flat[idx]
+                value = self.critic(minibatch.select("observation").clone())["state_value"]
+                loss = 0.5 * (value - minibatch["value_target"]).pow(2).mean()
+                self.update(loss, "value loss", critic_opt, max_grad_norm=self.hparams.max_grad_norm)
+                losses.append(loss.detach())
+        return {**metrics, "trpo/loss_critic": torch.stack(losses).mean()}
 
     def _anneal_lr(self, *opts: torch.optim.Optimizer) -> None:
         if not self.hparams.anneal_lr or self._trainer is None:

@@ -64,7 +64,9 @@ class OnlineModule(L.LightningModule):
         if self._val_env is None:
             self._val_env = make_env(data.env_id)
         self._val_env.set_seed(int(seed))
-        value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
+        # Outside mixed precision's autocast: the env takes float32 actions, not bfloat16.
+        with torch.autocast(self.device.type, enabled=False):
+            value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
         self.log("val/return", value, batch_size=1)
         score = data.normalized_score(value)
         if score is not None:

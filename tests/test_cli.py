@@ -94,9 +94,16 @@ def test_resume_with_another_env_count_is_refused(demo_file, tmp_path):
     )
 
 
-def test_tiny_fit_in_bf16_mixed_precision(demo_file, tmp_path):
-    tiny_fit(demo_file, tmp_path, 512, "--trainer.precision=bf16-mixed")
-    assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 512
+@pytest.mark.parametrize("policy_optimizer", ["ppo", "trpo"])
+def test_tiny_hopper_fit_in_bf16_mixed_precision(tmp_path, policy_optimizer):
+    run(
+        "fit", "--config", "hopper.yaml", f"--model.policy_optimizer={policy_optimizer}",
+        "--data.total_frames=1024", "--data.frames_per_batch=512", "--data.num_envs=2",
+        "--model.ppo_epochs=1", "--eval.eval_every_frames=512", "--eval.episodes=1",
+        "--data.val_episodes=1", "--trainer.precision=bf16-mixed",
+        f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+    )
+    assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 1024
 
 
 def test_print_config_round_trips(tmp_path):

@@ -174,3 +174,16 @@ def test_nan_in_a_loss_stops_the_run_and_saves_its_state(demo_file, tmp_path):
         fit(module, data, tmp_path)
     saved = torch.load(tmp_path / "diverged.ckpt", weights_only=False)
     assert int(saved["state_dict"]["frames"]) == 0
+
+
+def test_fit_with_the_trpo_policy_optimizer(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file, policy_optimizer="trpo", max_kl=0.01)
+    before = copy.deepcopy(module.state_dict())
+    trainer = fit(module, data, tmp_path)
+    after = module.state_dict()
+    for prefix in ("actor.", "critic.", "discriminator.net."):
+        assert any(k.startswith(prefix) and not torch.equal(after[k], before[k]) for k in after), prefix
+    actor_opt = trainer.optimizers[0]
+    assert not actor_opt.state, "TRPO moves the policy itself; its Adam must stay unused"
+    assert 0 < trainer.callback_metrics["trpo/kl"] <= 0.01
