@@ -1,0 +1,49 @@
+"""The GAIL-vs-BC table renderer and curve plots, on fake result files."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("paper_table", ROOT / "benchmarks" / "paper_table.py")
+paper_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(paper_table)
+
+GRID = {
+    "methods": {"GAIL-PPO": {"config": "configs/{task}.yaml"}, "BC": {"config": "configs/bc/{task}.yaml"}},
+    "rows": [{"task": "hopper", "methods": ["GAIL-PPO", "BC"], "trajectories": [1, 4], "seeds": 2}],
+}
+
+
+def fake_result(results: Path, method: str, n: int, seed: int, score: float, ret: float) -> None:
+    folder = paper_table.cell_dir(results, method, "hopper", n) / f"seed_{seed}"
+    folder.mkdir(parents=True)
+    curve = [{"frames": 1000, "eval/return": ret / 2, "eval/normalized_score": score / 2},
+             {"frames": 2000, "eval/return": ret, "eval/normalized_score": score}]
+    (folder / "result.json").write_text(json.dumps({
+        "seed": seed, "final_normalized_score": score, "final_return": ret, "curve": curve,
+    }))
+
+
+def test_grid_lists_every_cell():
+    assert len(paper_table.cells(GRID)) == 2 * 2 * 2
+    assert paper_table.cells(GRID, only="walker2d") == []
+
+
+def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
+    fake_result(tmp_path, "GAIL-PPO", 4, 0, 0.9, 3000.0)
+    fake_result(tmp_path, "GAIL-PPO", 4, 1, 1.1, 3400.0)
+    fake_result(tmp_path, "BC", 4, 0, 0.3, 1000.0)
+    table = paper_table.render(GRID, tmp_path, {"hopper": {"expert": 3264.3, "random": 18.4}})
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| hopper |")}
+    assert "1.00 ± 0.10 (3200; 2 seeds)" in rows["4"]
+    assert "0.30 ± 0.00 (1000; 1 seeds)" in rows["4"]
+    assert rows["1"].count("—") == 2
+    assert "| hopper | 3264.3 | 18.4 |" in table
+
+
+def test_curves_are_plotted_per_task_and_trajectory_count(tmp_path):
+    fake_result(tmp_path, "BC", 1, 0, 0.2, 600.0)
+    written = paper_table.plot_curves(GRID, tmp_path, tmp_path)
+    assert [p.name for p in written] == ["paper_hopper_traj1.png"]
+    assert written[0].stat().st_size > 1000
