@@ -1,0 +1,69 @@
+"""The `imitation` library's GAIL (SB3 PPO generator), timed: benchmarks/throughput.py part (d).
+
+Runs in benchmarks/peer/.venv (see setup.sh), on Hopper-v4 (gymnasium 0.29 has no v5),
+with the hyperparameters of imitation's documented GAIL example, from our shipped Hopper
+demonstrations (v4 and v5 share observation and action spaces). Prints one JSON line.
+
+    benchmarks/peer/.venv/bin/python benchmarks/peer/imitation_gail.py --frames 200000 --n-envs 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from imitation.algorithms.adversarial.gail import GAIL
+from imitation.data import types
+from imitation.data.wrappers import RolloutInfoWrapper
+from imitation.rewards.reward_nets import BasicRewardNet
+from imitation.util.networks import RunningNorm
+from imitation.util.util import make_vec_env
+from stable_baselines3 import PPO
+from stable_baselines3.ppo import MlpPolicy
+
+DEMOS = Path(__file__).resolve().parents[2] / "demos" / "hopper.npz"
+
+
+def trajectories(path: Path, n: int) -> list[types.Trajectory]:
+    """Our demonstration file's first ``n`` episodes as imitation trajectories."""
+    data = np.load(path)
+    out, start = [], 0
+    for length in data["episode_lengths"][:n]:
+        rows = slice(start, start + int(length))
+        obs = np.concatenate([data["observations"][rows], data["next_observations"][rows][-1:]])
+        out.append(types.Trajectory(obs=obs, acts=data["actions"][rows], infos=None,
+                                    terminal=bool(data["terminated"][rows][-1])))
+        start += int(length)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--trajectories", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    venv = make_vec_env("Hopper-v4", rng=rng, n_envs=args.n_envs,
+                        post_wrappers=[lambda env, _: RolloutInfoWrapper(env)])
+    learner = PPO(env=venv, policy=MlpPolicy, batch_size=64, ent_coef=0.0, learning_rate=0.0004,
+                  gamma=0.95, n_epochs=5, seed=args.seed)
+    reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
+    trainer = GAIL(demonstrations=trajectories(DEMOS, args.trajectories), demo_batch_size=1024,
+                   gen_replay_buffer_capacity=512, n_disc_updates_per_round=8, venv=venv,
+                   gen_algo=learner, reward_net=reward_net)
+    start = time.perf_counter()
+    trainer.train(args.frames)
+    wall = time.perf_counter() - start
+    frames = learner.num_timesteps
+    print(json.dumps({"frames": frames, "wall_s": wall, "frames_per_s": frames / wall, "n_envs": args.n_envs,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Frames per second of the pieces of a GAIL run, measured in one go on one machine.
+
+    python benchmarks/throughput.py --config configs/hopper.yaml --frames 200000
+
+(a) plain gymnasium stepping with random actions, one process: the reference;
+(b) our collection alone (TorchRL collector over the config's envs, current policy);
+(c) our full GAIL training loop (collect + discriminator + PPO/TRPO), `trainer.fit`;
+(d) the `imitation` library's GAIL (SB3 PPO) with 1 and the config's env count, from
+    benchmarks/peer/.venv (made by benchmarks/peer/setup.sh; skipped if absent).
+Each part runs in its own process, so its peak RSS is its own. Prints a table and
+writes <out>/<env_id>.json with the rates, the ratios (c)/(a) and (c)/(d), and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT / "benchmarks" / "peer"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def raw_gym(config: dict, frames: int) -> dict:
+    import gymnasium as gym
+
+    env = gym.make(config["data"]["env_id"])
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(frames):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    return {"frames": frames, "wall_s": time.perf_counter() - start}
+
+
+def collection(config: dict, frames: int) -> dict:
+    from torchrl.collectors import Collector
+
+    from gail_lightning.data import CollectorDataModule
+    from gail_lightning.envs import make_env
+    from gail_lightning.networks import RunningNorm, make_actor
+
+    data = {**config["data"], "demos": None}
+    dm = CollectorDataModule(**data)
+    actor = make_actor(RunningNorm(dm.obs_dim), dm.obs_dim, dm.action_low, dm.action_high,
+                       config["model"].get("hidden_sizes", (100, 100)))
+    collector = Collector(make_env(dm.env_id, dm.hparams.num_envs, seed=0), actor,
+                          frames_per_batch=dm.hparams.frames_per_batch, total_frames=frames,
+                          auto_register_policy_transforms=False)
+    start = time.perf_counter()
+    seen = sum(batch.numel() for batch in collector)
+    return {"frames": seen, "wall_s": time.perf_counter() - start}
+
+
+def training(config_path: Path, frames: int) -> dict:
+    from gail_lightning.cli import GAILCLI
+    from gail_lightning.data import CollectorDataModule
+    from gail_lightning.online_module import OnlineModule
+
+    with tempfile.TemporaryDirectory() as root:
+        cli = GAILCLI(
+            OnlineModule, CollectorDataModule, subclass_mode_model=True, run=False,
+            args=["--config", str(config_path), f"--data.total_frames={frames}",
+                  "--eval.eval_every_frames=1000000000", "--eval.episodes=1", "--data.val_episodes=1",
+                  f"--trainer.default_root_dir={root}", "--trainer.logger=false",
+                  "--trainer.enable_progress_bar=false"],
+        )
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, cli.datamodule)
+        wall = time.perf_counter() - start
+        return {"frames": int(cli.model.frames), "wall_s": wall}
+
+
+def in_child(part: str, config: Path, frames: int) -> dict:
+    """Run one part in a fresh process; its result with frames/s and peak RSS."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--config", str(config), "--frames", str(frames), "--part", part],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"part {part} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peer(frames: int, n_envs: int) -> dict | None:
+    python = PEER / ".venv" / "bin" / "python"
+    if not (PEER / ".venv" / "READY").exists():
+        print("(d) skipped: no finished benchmarks/peer/.venv; run bash benchmarks/peer/setup.sh "
+              "to compare with imitation", flush=True)
+        return None
+    proc = subprocess.run(
+        [str(python), str(PEER / "imitation_gail.py"), "--frames", str(frames), "--n-envs", str(n_envs)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"imitation GAIL failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput")
+    parser.add_argument("--part", choices=["a", "b", "c"], help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args()
+    config = yaml.safe_load(args.config.read_text())
+    if args.part:
+        run = {"a": lambda: raw_gym(config, args.frames), "b": lambda: collection(config, args.frames),
+               "c": lambda: training(args.config, args.frames)}[args.part]()
+        print(json.dumps({**run, "frames_per_s": run["frames"] / run["wall_s"], "peak_rss_mb": peak_rss_mb()}))
+        return
+
+    from gail_lightning.provenance import package_versions
+
+    n_envs = config["data"].get("num_envs", 1)
+    parts = {name: in_child(name, args.config, args.frames) for name in ("a", "b", "c")}
+    for n in sorted({1, n_envs}):
+        result = peer(args.frames, n)
+        if result is not None:
+            parts[f"d_{n}_envs"] = result
+    rate = {k: v["frames_per_s"] for k, v in parts.items()}
+    ratios = {"c/a": rate["c"] / rate["a"]}
+    if f"d_{n_envs}_envs" in rate:
+        ratios[f"c/d ({n_envs} envs)"] = rate["c"] / rate[f"d_{n_envs}_envs"]
+    report = {"config": str(args.config), "env_id": config["data"]["env_id"], "frames": args.frames,
+              "num_envs": n_envs, "cpu_count": os.cpu_count(), "parts": parts, "ratios": ratios,
+              "versions": package_versions()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{config['data']['env_id']}.json"
+    path.write_text(json.dumps(report, indent=1))
+    for name, part in parts.items():
+        print(f"({name}) {part['frames_per_s']:9.0f} frames/s  peak RSS {part['peak_rss_mb']:6.0f} MB")
+    for name, value in ratios.items():
+        print(f"{name} = {value:.2f}")
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
