@@ -56,7 +56,8 @@ def main() -> None:
     reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
     trainer = GAIL(demonstrations=trajectories(DEMOS, args.trajectories), demo_batch_size=1024,
                    gen_replay_buffer_capacity=512, n_disc_updates_per_round=8, venv=venv,
-                   gen_algo=learner, reward_net=reward_net)
+                   gen_algo=learner, reward_net=reward_net,
+                   allow_variable_horizon=True)  # Hopper ends episodes early, as in our runs
     start = time.perf_counter()
     trainer.train(args.frames)
     wall = time.perf_counter() - start
