@@ -89,12 +89,14 @@ class SimulationGuard(gym.Wrapper):
 
 
 def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> TransformedEnv:
-    """TorchRL env with float32 observations, step counts and episode returns.
+    """TorchRL env with float32 observations, step counts and episode returns; each gym env
+    is wrapped in ``SimulationGuard``.
 
     ``num_envs > 1`` steps copies in one process (``SerialEnv``): on few cores that beats
     worker processes, whose IPC costs more than a MuJoCo step.
     """
     check_env_id(env_id)
+
     def one() -> GymWrapper:
         return GymWrapper(SimulationGuard(gym.make(env_id)))
 

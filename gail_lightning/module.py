@@ -30,9 +30,10 @@ class GAILModule(OnlineModule):
 
     One training step consumes one on-policy batch from the collector:
     (1) ``disc_steps`` Adam steps of D on expert vs policy minibatches, (2) the batch's
-    reward is replaced by the learned reward, (3) GAE and ``ppo_epochs`` epochs of clipped
-    PPO on minibatches. With ``reward="env"`` steps (1)-(2) are skipped and PPO trains on
-    the true environment reward: that is how the project trains its experts.
+    reward is replaced by the learned reward, (3) GAE and the policy step: ``ppo_epochs``
+    epochs of clipped PPO on minibatches, or one TRPO step. With ``reward="env"`` steps
+    (1)-(2) are skipped and the policy trains on the true environment reward: that is how
+    the project trains its PPO experts.
 
     Args:
         obs_dim: observation size (linked from the DataModule by the CLI).
@@ -134,13 +135,17 @@ class GAILModule(OnlineModule):
                 f"--data.frames_per_batch ({batch}) is not divisible by "
                 f"--model.minibatch_size ({self.hparams.minibatch_size}); pick sizes that divide evenly."
             )
-        if self.hparams.reward != "env":
-            if datamodule is None or datamodule.expert is None:
-                raise UserInputError(
-                    f"reward={self.hparams.reward!r} learns from demonstrations: pass "
-                    "--data.demos <file>, or use --model.reward env to train an expert."
-                )
+        if datamodule is not None and datamodule.expert is not None:
             self.expert = datamodule.expert
+        elif self.hparams.reward != "env":
+            raise UserInputError(
+                f"reward={self.hparams.reward!r} learns from demonstrations: pass "
+                "--data.demos <file>, or use --model.reward env to train an expert."
+            )
+        elif self.hparams.bc_pretrain_steps > 0:
+            raise UserInputError(
+                "--model.bc_pretrain_steps clones demonstrations: pass --data.demos <file> or set it to 0."
+            )
 
     def on_fit_start(self) -> None:
         steps = self.hparams.bc_pretrain_steps
