@@ -92,6 +92,15 @@ def override_value(overrides: list[str], key: str) -> str | None:
     return value
 
 
+def method_name(config: dict, overrides: list[str]) -> str:
+    """GAIL-PPO, GAIL-TRPO or the model class a config trains, for titles."""
+    model = config.get("model", {})
+    if "class_path" in model:
+        return model["class_path"].rsplit(".", 1)[-1]
+    optimizer = override_value(overrides, "--model.policy_optimizer") or model.get("policy_optimizer", "ppo")
+    return f"GAIL-{optimizer.upper()}"
+
+
 def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for run in results["runs"]:
@@ -100,7 +109,7 @@ def plot(results: dict, path: Path) -> None:
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="expert")
     ax.set_xlabel("environment frames")
     ax.set_ylabel("normalized score")
-    ax.set_title(f"GAIL on {results['env_id']}, {results['num_trajectories']} expert trajectories")
+    ax.set_title(f"{results['method']} on {results['env_id']}, {results['num_trajectories']} expert trajectories")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -122,6 +131,7 @@ def main() -> None:
     data = config["data"]
     num_traj = override_value(overrides, "--data.num_trajectories") or data.get("num_trajectories")
     results = {
+        "method": method_name(config, overrides),
         "env_id": data["env_id"],
         "num_trajectories": int(num_traj) if num_traj is not None else None,
         "config": str(args.config),
