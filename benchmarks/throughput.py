@@ -1,14 +1,17 @@
 """Frames per second of the pieces of a GAIL run, measured in one go on one machine.
 
     python benchmarks/throughput.py --config configs/hopper.yaml --frames 200000
+    python benchmarks/throughput.py --config configs/hopper.yaml -- --trainer.accelerator=gpu --trainer.precision=bf16-mixed
 
 (a) plain gymnasium stepping with random actions, one process: the reference;
 (b) our collection alone (TorchRL collector over the config's envs, current policy);
 (c) our full GAIL training loop (collect + discriminator + PPO/TRPO), `trainer.fit`;
 (d) the `imitation` library's GAIL (SB3 PPO) with 1 and the config's env count, from
     benchmarks/peer/.venv (made by benchmarks/peer/setup.sh; skipped if absent).
-Each part runs in its own process, so its peak RSS is its own. Prints a table and
-writes <out>/<env_id>.json with the rates, the ratios (c)/(a) and (c)/(d), and versions.
+Each part runs in its own process, so its peak RSS is its own. Arguments after `--` are
+train.py overrides for part (c). Prints a table and writes <out>/<env_id>.json (or
+<out>/<env_id>-<tag>.json with --tag) with the rates, the ratios (c)/(a) and (c)/(d), and
+versions.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def collection(config: dict, frames: int) -> dict:
     return {"frames": seen, "wall_s": time.perf_counter() - start}
 
 
-def training(config_path: Path, frames: int) -> dict:
+def training(config_path: Path, frames: int, overrides: list[str]) -> dict:
     from gail_lightning.cli import GAILCLI
     from gail_lightning.data import CollectorDataModule
     from gail_lightning.online_module import OnlineModule
@@ -77,7 +80,7 @@ def training(config_path: Path, frames: int) -> dict:
             args=["--config", str(config_path), f"--data.total_frames={frames}",
                   "--eval.eval_every_frames=1000000000", "--eval.episodes=1", "--data.val_episodes=1",
                   f"--trainer.default_root_dir={root}", "--trainer.logger=false",
-                  "--trainer.enable_progress_bar=false"],
+                  "--trainer.enable_progress_bar=false", *overrides],
         )
         start = time.perf_counter()
         cli.trainer.fit(cli.model, cli.datamodule)
@@ -85,10 +88,11 @@ def training(config_path: Path, frames: int) -> dict:
         return {"frames": int(cli.model.frames), "wall_s": wall}
 
 
-def in_child(part: str, config: Path, frames: int) -> dict:
+def in_child(part: str, config: Path, frames: int, overrides: list[str] = ()) -> dict:
     """Run one part in a fresh process; its result with frames/s and peak RSS."""
     proc = subprocess.run(
-        [sys.executable, __file__, "--config", str(config), "--frames", str(frames), "--part", part],
+        [sys.executable, __file__, "--config", str(config), "--frames", str(frames), "--part", part,
+         "--", *overrides],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     if proc.returncode != 0:
@@ -116,19 +120,21 @@ def main() -> None:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput")
+    parser.add_argument("--tag", default="", help="suffix of the result file, e.g. gpu-bf16")
     parser.add_argument("--part", choices=["a", "b", "c"], help=argparse.SUPPRESS)  # child process
-    args = parser.parse_args()
+    args, overrides = parser.parse_known_args()
+    overrides = [o for o in overrides if o != "--"]
     config = yaml.safe_load(args.config.read_text())
     if args.part:
         run = {"a": lambda: raw_gym(config, args.frames), "b": lambda: collection(config, args.frames),
-               "c": lambda: training(args.config, args.frames)}[args.part]()
+               "c": lambda: training(args.config, args.frames, overrides)}[args.part]()
         print(json.dumps({**run, "frames_per_s": run["frames"] / run["wall_s"], "peak_rss_mb": peak_rss_mb()}))
         return
 
     from gail_lightning.provenance import package_versions
 
     n_envs = config["data"].get("num_envs", 1)
-    parts = {name: in_child(name, args.config, args.frames) for name in ("a", "b", "c")}
+    parts = {name: in_child(name, args.config, args.frames, overrides) for name in ("a", "b", "c")}
     for n in sorted({1, n_envs}):
         result = peer(args.frames, n)
         if result is not None:
@@ -137,11 +143,11 @@ def main() -> None:
     ratios = {"c/a": rate["c"] / rate["a"]}
     if f"d_{n_envs}_envs" in rate:
         ratios[f"c/d ({n_envs} envs)"] = rate["c"] / rate[f"d_{n_envs}_envs"]
-    report = {"config": str(args.config), "env_id": config["data"]["env_id"], "frames": args.frames,
+    report = {"config": str(args.config), "overrides": overrides, "env_id": config["data"]["env_id"], "frames": args.frames,
               "num_envs": n_envs, "cpu_count": os.cpu_count(), "parts": parts, "ratios": ratios,
               "versions": package_versions()}
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{config['data']['env_id']}.json"
+    path = args.out / f"{config['data']['env_id']}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(report, indent=1))
     for name, part in parts.items():
         print(f"({name}) {part['frames_per_s']:9.0f} frames/s  peak RSS {part['peak_rss_mb']:6.0f} MB")
