@@ -27,7 +27,7 @@ from gail_lightning.provenance import package_versions
 
 
 def load_expert(ckpt: Path, hparams: dict) -> OnlineModule:
-    """The module in ``ckpt``, of the class that wrote it (PPO/GAIL or SAC).
+    """The module in ``ckpt``, of the class that wrote it (GAIL or PPO expert, SAC, BC).
 
     The Lightning CLI records that class as ``_class_path``; checkpoints without it were
     written before the CLI had a model choice and hold a ``GAILModule``.
