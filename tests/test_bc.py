@@ -4,13 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import ENV_ID
-from tensordict import TensorDict
-from torchrl.envs.utils import ExplorationType, set_exploration_type
+from conftest import ENV_ID, deterministic_actions, fit
 
 from gail_lightning.bc import BCModule, clone_expert
 from gail_lightning.data import CollectorDataModule
@@ -35,11 +32,6 @@ def toy_demo_file(tmp_path, demos):
     return path
 
 
-def mode_actions(actor, obs: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
-        return actor(TensorDict({"observation": obs}, batch_size=[len(obs)]))["action"]
-
-
 def test_bc_module_clones_a_toy_expert(toy_demo_file, tmp_path):
     torch.manual_seed(0)
     data = CollectorDataModule(env_id=ENV_ID, demos=str(toy_demo_file), frames_per_batch=2560,
@@ -47,11 +39,9 @@ def test_bc_module_clones_a_toy_expert(toy_demo_file, tmp_path):
     module = BCModule(data.obs_dim, data.action_low, data.action_high, hidden_sizes=(64, 64))
     obs = data.expert["observation"]
     expert_actions = data.expert["action"]
-    before = (mode_actions(module.actor, obs) - expert_actions).abs().mean()
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
-    trainer.fit(module, data)
-    after = (mode_actions(module.actor, obs) - expert_actions).abs().mean()
+    before = (deterministic_actions(module.actor, obs) - expert_actions).abs().mean()
+    fit(module, data, tmp_path)
+    after = (deterministic_actions(module.actor, obs) - expert_actions).abs().mean()
     assert int(module.frames) == 2560 * 60  # 600 gradient steps of 256 pairs
     assert module.obs_norm.count == len(obs)  # fitted once, to the demonstrations
     assert after < 0.1 < before, (before, after)
@@ -73,20 +63,17 @@ def test_gail_warm_start_runs_once_before_training(toy_demo_file, tmp_path):
     module = GAILModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
                         ppo_epochs=1, disc_steps=1, bc_pretrain_steps=300, policy_lr=1e-12)
     obs, expert_actions = data.expert["observation"], data.expert["action"]
-    before = (mode_actions(module.actor, obs) - expert_actions).abs().mean()
-    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              num_sanity_val_steps=0, default_root_dir=tmp_path).fit(module, data)
-    after = (mode_actions(module.actor, obs) - expert_actions).abs().mean()
+    before = (deterministic_actions(module.actor, obs) - expert_actions).abs().mean()
+    fit(module, data, tmp_path)
+    after = (deterministic_actions(module.actor, obs) - expert_actions).abs().mean()
     assert after < before / 2, (before, after)  # PPO's step is ~0 here: the clone did this
 
 
 def test_bc_without_demonstrations_is_refused(tmp_path):
     data = CollectorDataModule(env_id=ENV_ID, val_episodes=1)
     module = BCModule(data.obs_dim, data.action_low, data.action_high)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, default_root_dir=tmp_path)
     with pytest.raises(UserInputError, match="BCModule learns from demonstrations"):
-        trainer.fit(module, data)
+        fit(module, data, tmp_path)
 
 
 def test_bc_config_fits_through_the_cli(tmp_path):

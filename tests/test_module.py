@@ -3,10 +3,8 @@ import copy
 import lightning as L
 import pytest
 import torch
-from conftest import ENV_ID
-from tensordict import TensorDict
+from conftest import ENV_ID, deterministic_actions, fit
 from torchrl.collectors import Collector
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.envs import make_env
@@ -22,24 +20,6 @@ def build(demo_file, **model_kwargs):
     kwargs = dict(minibatch_size=64, ppo_epochs=2, disc_steps=2, disc_batch_size=64)
     module = GAILModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
     return module, data
-
-
-def fit(module, data, tmp_path):
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(module, data)
-    return trainer
-
-
-def deterministic_actions(actor, obs):
-    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
-        return actor(TensorDict({"observation": obs}, batch_size=[len(obs)]))["action"]
 
 
 def test_fit_counts_frames_and_updates_all_networks(demo_file, tmp_path):

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
+from conftest import fit
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.demonstrations import load_demonstrations
@@ -25,8 +25,7 @@ def fit_sac(tmp_path: Path, **model_kwargs) -> tuple[SACModule, dict]:
     kwargs = {"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 256, "updates_per_frame": 0.25}
     module = SACModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
     before = copy.deepcopy(module.state_dict())
-    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              num_sanity_val_steps=0, default_root_dir=tmp_path).fit(module, data)
+    fit(module, data, tmp_path)
     return module, before
 
 
