@@ -34,8 +34,8 @@ def eval_curve(run_dir: Path) -> list[dict[str, float]]:
     return json.loads((run_dir / "eval_history.json").read_text())
 
 
-def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
-    """Train (or resume) one seed and summarise its evaluations."""
+def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict | None:
+    """Train (or resume) one seed and summarise its evaluations; None if it stopped early."""
     run_dir = out / f"seed_{seed}"
     result_file = run_dir / "result.json"
     if result_file.exists():
@@ -64,6 +64,10 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict:
         wall = previous + time.time() - start
         wall_file.write_text(json.dumps({"wall_s": wall}))
     curve = eval_curve(run_dir)
+    budget = int(override_value(overrides, "--data.total_frames") or yaml.safe_load(config.read_text())["data"]["total_frames"])
+    if curve[-1]["frames"] < budget:  # stopped by a signal (exit 0): not a result yet
+        print(f"seed {seed}: stopped at {curve[-1]['frames']} of {budget} frames; rerun to resume", flush=True)
+        return None
     scores = [p["eval/normalized_score"] for p in curve]
     result = {
         "seed": seed,
@@ -127,7 +131,8 @@ def main() -> None:
     config = yaml.safe_load(args.config.read_text())
     out = args.out.resolve()
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda s: run_seed(args.config.resolve(), s, out, overrides), range(args.seeds)))
+        runs = [r for r in pool.map(lambda s: run_seed(args.config.resolve(), s, out, overrides),
+                                    range(args.seeds)) if r is not None]
     data = config["data"]
     num_traj = override_value(overrides, "--data.num_trajectories") or data.get("num_trajectories")
     results = {
