@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py --config configs/hopper.yaml --frames 200000
     python benchmarks/throughput.py --config configs/hopper.yaml -- --trainer.accelerator=gpu --trainer.precision=bf16-mixed
+    python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts ac -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=16 --data.frames_per_batch=1024
 
 (a) plain gymnasium stepping with random actions, one process: the reference;
 (b) our collection alone (TorchRL collector over the config's envs, current policy);
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput")
     parser.add_argument("--tag", default="", help="suffix of the result file, e.g. gpu-bf16")
+    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. c")
     parser.add_argument("--part", choices=["a", "b", "c"], help=argparse.SUPPRESS)  # child process
     args, overrides = parser.parse_known_args()
     overrides = [o for o in overrides if o != "--"]
@@ -128,20 +130,21 @@ def main() -> None:
     if args.part:
         run = {"a": lambda: raw_gym(config, args.frames), "b": lambda: collection(config, args.frames),
                "c": lambda: training(args.config, args.frames, overrides)}[args.part]()
-        print(json.dumps({**run, "frames_per_s": run["frames"] / run["wall_s"], "peak_rss_mb": peak_rss_mb()}))
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # under DDP (part c) rank 0 reports
+            print(json.dumps({**run, "frames_per_s": run["frames"] / run["wall_s"], "peak_rss_mb": peak_rss_mb()}))
         return
 
     from gail_lightning.provenance import package_versions
 
     n_envs = config["data"].get("num_envs", 1)
-    parts = {name: in_child(name, args.config, args.frames, overrides) for name in ("a", "b", "c")}
-    for n in sorted({1, n_envs}):
+    parts = {name: in_child(name, args.config, args.frames, overrides) for name in "abc" if name in args.parts}
+    for n in sorted({1, n_envs}) if "d" in args.parts else ():
         result = peer(args.frames, n)
         if result is not None:
             parts[f"d_{n}_envs"] = result
     rate = {k: v["frames_per_s"] for k, v in parts.items()}
-    ratios = {"c/a": rate["c"] / rate["a"]}
-    if f"d_{n_envs}_envs" in rate:
+    ratios = {"c/a": rate["c"] / rate["a"]} if {"a", "c"} <= rate.keys() else {}
+    if "c" in rate and f"d_{n_envs}_envs" in rate:
         ratios[f"c/d ({n_envs} envs)"] = rate["c"] / rate[f"d_{n_envs}_envs"]
     report = {"config": str(args.config), "overrides": overrides, "env_id": config["data"]["env_id"], "frames": args.frames,
               "num_envs": n_envs, "cpu_count": os.cpu_count(), "parts": parts, "ratios": ratios,

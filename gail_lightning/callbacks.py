@@ -37,7 +37,7 @@ class ExpertScore(L.Callback):
         self.eval_every_frames = eval_every_frames
         self.episodes = episodes
         self.seed_offset = seed_offset
-        self.mean_return = MeanMetric()
+        self.mean_return = MeanMetric(sync_on_compute=False)  # rank 0 alone evaluates
         self.history: list[dict[str, float]] = []
         self._env = None
 
@@ -50,18 +50,10 @@ class ExpertScore(L.Callback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         data = trainer.datamodule
-        if self._env is None:
-            self._env = make_env(data.env_id)
-        # Reseeded per evaluation: a score depends only on the weights and the evaluation's
-        # index, not on how many episodes earlier evaluations (or an earlier process) ran.
-        self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))
-        was_training = pl_module.training
-        pl_module.eval()
-        self.mean_return.reset()
-        for episode in rollout_episodes(self._env, pl_module.actor, self.episodes):
-            self.mean_return.update(episode_return(episode))
-        pl_module.train(was_training)
-        metrics = {"eval/return": self.mean_return.compute().item()}
+        mean_return = trainer.strategy.broadcast(  # rank 0 runs the episodes, DDP ranks share its score
+            self._mean_return(data, pl_module) if trainer.is_global_zero else None
+        )
+        metrics = {"eval/return": mean_return}
         score = data.normalized_score(metrics["eval/return"])
         if score is not None:
             metrics["eval/normalized_score"] = score
@@ -75,6 +67,17 @@ class ExpertScore(L.Callback):
             tmp.write_text(json.dumps(self.history, indent=1))
             tmp.replace(path)
         return metrics
+
+    def _mean_return(self, data: L.LightningDataModule, pl_module: L.LightningModule) -> float:
+        if self._env is None:
+            self._env = make_env(data.env_id)
+        # Reseeded per evaluation: a score depends only on the weights and the evaluation's
+        # index, not on how many episodes earlier evaluations (or an earlier process) ran.
+        self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))
+        self.mean_return.reset()
+        for episode in rollout_episodes(self._env, data.policy(pl_module.actor), self.episodes):
+            self.mean_return.update(episode_return(episode))
+        return self.mean_return.compute().item()
 
     def state_dict(self) -> dict[str, list[dict[str, float]]]:
         return {"history": self.history}
@@ -101,10 +104,9 @@ class FramesProgressBar(TQDMProgressBar):
 class GracefulStop(L.Callback):
     """SIGTERM or Ctrl-C ends the run at the end of the current batch, exit code 0.
 
-    ModelCheckpoint writes ``last.ckpt`` after every batch, so the run stops at a batch
-    boundary with everything saved, and ``fit --ckpt_path last`` continues it. Lightning's
-    own SIGTERM handling exits with code 1, and a plain Ctrl-C interrupts mid-update. A
-    second Ctrl-C stops at once.
+    The run stops at a batch boundary, ``LastCheckpoint`` saves it as training ends, and
+    ``fit --ckpt_path last`` continues it. Lightning's own SIGTERM handling exits with
+    code 1, and a plain Ctrl-C interrupts mid-update. A second Ctrl-C stops at once.
     """
 
     def __init__(self) -> None:
@@ -125,7 +127,8 @@ class GracefulStop(L.Callback):
               file=sys.stderr, flush=True)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if self.requested is not None:
+        # Under DDP a signal may reach one rank only: any rank's request stops them all.
+        if trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
             trainer.should_stop = True
             trainer.limit_val_batches = 0  # no final validation on the way out
 

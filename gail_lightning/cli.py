@@ -6,7 +6,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -51,8 +50,9 @@ class GAILCLI(LightningCLI):
     The model is ``GAILModule`` unless a config or ``--model SACModule`` names another
     (``class_path``), so GAIL configs list its arguments directly under ``model:``.
     Env sizes flow from the DataModule to the networks, ``data.seed`` seeds everything,
-    and evaluation, checkpointing and the frames progress bar are always on
-    (configurable as ``--eval.*``, ``--checkpoint.*``, ``--progress_bar.*``).
+    and evaluation, best and last checkpoints and the frames progress bar are always on
+    (configurable as ``--eval.*``, ``--checkpoint.*``, ``--last_checkpoint.*``,
+    ``--progress_bar.*``).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -62,6 +62,7 @@ class GAILCLI(LightningCLI):
         parser.link_arguments("data.seed", "seed_everything")
         parser.add_lightning_class_args(ExpertScore, "eval")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(FramesProgressBar, "progress_bar")
         parser.add_lightning_class_args(GracefulStop, "graceful_stop")
         parser.set_defaults(
@@ -86,17 +87,12 @@ class GAILCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             root = Path(config.trainer.default_root_dir or ".")
             config.checkpoint.dirpath = str(root / "checkpoints")
+        if config.last_checkpoint.dirpath is None:
+            config.last_checkpoint.dirpath = config.checkpoint.dirpath
         if config.trainer.enable_progress_bar is False:
             # The frames bar is always added; refresh_rate 0 is how a Lightning bar is silenced.
             config.trainer.enable_progress_bar = None
             config.progress_bar.refresh_rate = 0
-
-    def instantiate_trainer(self, **kwargs) -> Trainer:
-        # last.ckpt after every batch, in the best checkpoints' folder: an interrupted run
-        # loses at most one batch.
-        trainer = super().instantiate_trainer(**kwargs)
-        trainer.callbacks.append(LastCheckpoint(trainer.checkpoint_callback.dirpath))
-        return trainer
 
     def before_fit(self) -> None:
         if self.trainer.logger is not None:

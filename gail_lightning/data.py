@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from tensordict import TensorDict
+from torch import nn
 from torchrl.collectors import Collector
 
 from gail_lightning.demonstrations import (
@@ -26,16 +28,17 @@ from gail_lightning.minari_io import from_minari
 class CollectorDataModule(L.LightningDataModule):
     """Serves on-policy TensorDict batches collected with the module's current policy.
 
-    The collector is built around the LightningModule's own actor in this process, so
-    every PPO update is seen by the next batch without copying weights.
+    The envs step on the CPU in this process, with a CPU copy of the module's actor
+    (``policy``) that takes the actor's weights before every batch and evaluation, so the
+    networks may train on a GPU while collection stays on the CPU.
 
     Args:
         env_id: gymnasium id of a continuous-control env, e.g. ``Hopper-v5``.
         demos: path of a demonstration file (``.npz``), or ``minari:<folder-or-id>`` for a
             local Minari dataset; ``None`` when training an expert.
         num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
-        frames_per_batch: env frames per training batch (summed over envs).
-        total_frames: env frames after which training stops.
+        frames_per_batch: env frames per training batch (summed over envs; per rank under DDP).
+        total_frames: env frames after which training stops (summed over DDP ranks).
         num_envs: env copies stepped together; ``frames_per_batch`` must be a multiple.
         seed: seed of the envs; the CLI also seeds torch with it.
         val_episodes: deterministic episodes run by ``validate`` (and once when ``fit`` ends).
@@ -74,6 +77,7 @@ class CollectorDataModule(L.LightningDataModule):
         self.env_id = env_id
         self.total_frames = total_frames
         self.collector: Collector | None = None
+        self._policy: nn.Module | None = None
         self._resume_state: dict[str, Any] | None = None
 
     def _load_demos(self) -> Demonstrations:
@@ -113,11 +117,14 @@ class CollectorDataModule(L.LightningDataModule):
         ``fit --ckpt_path last`` resume (or extend) a run: the restored frame counter, not
         the epoch count, decides what is left.
         """
-        module = self.trainer.lightning_module
-        env = make_env(self.env_id, self.hparams.num_envs, seed=self.hparams.seed + int(module.frames))
+        module, rank = self.trainer.lightning_module, self.trainer.global_rank
+        seed = self.hparams.seed + int(module.frames) + 1_000_000 * rank  # DDP: own envs per rank
+        env = make_env(self.env_id, self.hparams.num_envs, seed=seed)
+        if rank > 0:
+            torch.manual_seed(seed)  # own minibatches and expert samples per rank
         self.collector = Collector(
             env,
-            module.actor,
+            self.policy(module.actor),
             frames_per_batch=self.hparams.frames_per_batch,
             auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
         )
@@ -125,6 +132,18 @@ class CollectorDataModule(L.LightningDataModule):
             self._restore(self._resume_state)
             self._resume_state = None
         return self.collector
+
+    def policy(self, actor: nn.Module) -> nn.Module:
+        """The CPU copy of ``actor`` the envs are stepped with, holding ``actor``'s current weights.
+
+        One small weight copy per batch, instead of moving every env step to the
+        networks' device and back.
+        """
+        if self._policy is None:
+            self._policy = copy.deepcopy(actor).cpu()
+        else:
+            self._policy.load_state_dict(actor.state_dict())
+        return self._policy
 
     @property
     def instabilities(self) -> int:
@@ -150,6 +169,9 @@ class CollectorDataModule(L.LightningDataModule):
         self._resume_state = state or None
 
     def _restore(self, state: dict[str, Any]) -> None:
+        if self.trainer.world_size > 1:
+            rank_zero_warn("Under DDP the checkpoint holds rank 0's envs only: every rank starts fresh episodes.")
+            return
         if state["envs"] is None:
             rank_zero_warn(f"{self.env_id} is not a MuJoCo env: the resumed run starts fresh episodes.")
         else:

@@ -17,16 +17,15 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import torch
-from torchrl.envs import SerialEnv, TransformedEnv
+from torchrl.envs import TransformedEnv
 
 from gail_lightning.envs import SimulationGuard
 
 
 def gym_envs(env: TransformedEnv) -> list[gym.Env]:
     """The gymnasium envs under a ``make_env`` env, in batch order."""
-    base = env.base_env
-    wrappers = base._envs if isinstance(base, SerialEnv) else [base]
-    return [w._env for w in wrappers]  # torchrl's GymWrapper keeps the gym env in ``_env``
+    gym_env = env.base_env._env  # torchrl's GymWrapper keeps the gym env in ``_env``
+    return list(gym_env.envs) if isinstance(gym_env, gym.vector.VectorEnv) else [gym_env]
 
 
 def _find(env: gym.Env, kind: type) -> gym.Env | None:

@@ -14,7 +14,6 @@ from torchrl.envs import (
     DoubleToFloat,
     EnvBase,
     RewardSum,
-    SerialEnv,
     StepCounter,
     TransformedEnv,
 )
@@ -92,15 +91,24 @@ def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> Transfo
     """TorchRL env with float32 observations, step counts and episode returns; each gym env
     is wrapped in ``SimulationGuard``.
 
-    ``num_envs > 1`` steps copies in one process (``SerialEnv``): on few cores that beats
-    worker processes, whose IPC costs more than a MuJoCo step.
+    ``num_envs > 1`` steps the copies in one process as one gymnasium ``SyncVectorEnv``, so
+    TorchRL does its per-step TensorDict work once for the whole batch, not once per copy
+    (2-3x the frames/s of ``SerialEnv`` here); worker processes cost more in IPC than a
+    MuJoCo step on few cores. Autoreset is off: TorchRL resets the finished copies itself
+    and keeps each episode's true last observation.
     """
     check_env_id(env_id)
 
-    def one() -> GymWrapper:
-        return GymWrapper(SimulationGuard(gym.make(env_id)))
+    def one() -> gym.Env:
+        return SimulationGuard(gym.make(env_id))
 
-    base: EnvBase = one() if num_envs == 1 else SerialEnv(num_envs, one)
+    if num_envs == 1:
+        base = GymWrapper(one())
+    else:
+        vector = gym.vector.SyncVectorEnv(
+            [one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
+        )
+        base = GymWrapper(vector)
     env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum()))
     if seed is not None:
         env.set_seed(seed)

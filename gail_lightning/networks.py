@@ -11,6 +11,8 @@ from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
 
+from gail_lightning.distributed import all_sum_
+
 
 class RunningNorm(nn.Module):
     """Running mean/std normalizer for observations, clipped to ``±clip``.
@@ -30,12 +32,15 @@ class RunningNorm(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Merge the statistics of a batch ``[..., size]`` (parallel Welford update)."""
+        """Merge the statistics of a batch ``[..., size]`` (parallel Welford update); under
+        DDP the batch is the union of every rank's, so all ranks keep the same statistics."""
         x = x.reshape(-1, self.mean.numel()).to(torch.float64)
-        n = x.shape[0]
+        sums = all_sum_(torch.cat([x.new_tensor([x.shape[0]]), x.sum(0), x.pow(2).sum(0)]))
+        n, total_x, total_x2 = sums[0], sums[1:1 + x.shape[1]], sums[1 + x.shape[1]:]
         if n == 0:
             return
-        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        batch_mean = total_x / n
+        batch_var = (total_x2 / n - batch_mean.pow(2)).clamp_min(0.0)
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * n / total

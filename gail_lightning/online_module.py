@@ -11,6 +11,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
+from gail_lightning.distributed import mean_grads_, no_grad_sync, world_size
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
 from gail_lightning.errors import TrainingDivergedError
 from gail_lightning.provenance import package_versions
@@ -22,7 +23,8 @@ class OnlineModule(L.LightningModule):
     Subclasses build ``self.actor`` (the policy the collector runs and evaluation scores)
     and write ``training_step``; they count frames in ``self.frames``, which decides when
     the run stops (``data.total_frames``) and when evaluation runs, and is saved in
-    checkpoints.
+    checkpoints. Under DDP every rank collects its own batches; ``update`` averages the
+    gradients over ranks and ``frames`` counts the frames of all ranks.
     """
 
     actor: torch.nn.Module
@@ -49,12 +51,13 @@ class OnlineModule(L.LightningModule):
         one-batch prefetch: the batch is collected here, after the previous update, so it is
         truly collected by the current policy.
         """
+        self.trainer.datamodule.policy(self.actor)  # the collector's copy takes the current weights
         batch, _, _ = next(dataloader_iter)
         return batch.to(self.device)
 
     def count_frames(self, frames: int) -> None:
-        """Add ``frames``; ask the trainer to stop once the budget is spent."""
-        self.frames += frames
+        """Add ``frames`` collected by each rank; ask the trainer to stop once the budget is spent."""
+        self.frames += frames * world_size()
         if self.frames >= self.trainer.datamodule.total_frames:
             self.trainer.should_stop = True
 
@@ -66,11 +69,11 @@ class OnlineModule(L.LightningModule):
         self._val_env.set_seed(int(seed))
         # Outside mixed precision's autocast: the env takes float32 actions, not bfloat16.
         with torch.autocast(self.device.type, enabled=False):
-            value = episode_return(rollout_episodes(self._val_env, self.actor, 1)[0])
-        self.log("val/return", value, batch_size=1)
+            value = episode_return(rollout_episodes(self._val_env, data.policy(self.actor), 1)[0])
+        self.log("val/return", value, batch_size=1, sync_dist=True)  # under DDP ranks split the seeds
         score = data.normalized_score(value)
         if score is not None:
-            self.log("val/normalized_score", score, batch_size=1)
+            self.log("val/normalized_score", score, batch_size=1, sync_dist=True)
 
     def episode_metrics(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """Frames so far, simulation blow-ups so far, and the true env return and length of
@@ -88,20 +91,23 @@ class OnlineModule(L.LightningModule):
     def update(
         self, loss: torch.Tensor, name: str, *opts: torch.optim.Optimizer, max_grad_norm: float | None = None
     ) -> None:
-        """One gradient step of ``opts`` on ``loss``, refusing non-finite values; with
-        ``max_grad_norm`` each optimizer's gradient is clipped on its own."""
+        """One gradient step of ``opts`` on ``loss`` (gradients averaged over DDP ranks),
+        refusing non-finite values; with ``max_grad_norm`` each optimizer's gradient is
+        clipped on its own."""
         if not torch.isfinite(loss):
             self._diverged(name, loss.item())
         for opt in opts:
             opt.zero_grad()
-        self.manual_backward(loss)
+        with no_grad_sync(self.trainer.model):
+            self.manual_backward(loss)
         for opt in opts:
-            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads)
+            params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            mean_grads_(params)
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
             if not torch.isfinite(norm):
                 self._diverged(f"gradient of the {name}", norm.item())
             if max_grad_norm is not None:
-                self.clip_gradients(opt, max_grad_norm, "norm")
+                torch.nn.utils.clip_grads_with_norm_(params, max_grad_norm, norm)
             opt.step()
 
     def _diverged(self, name: str, value: float) -> NoReturn:

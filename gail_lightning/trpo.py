@@ -2,6 +2,8 @@
 gradient step on the surrogate, found by conjugate gradient on Fisher-vector products, then
 a backtracking line search that keeps only a step that improves the surrogate within the
 KL bound. Written once here because no installed library has it (torchrl has no TRPO loss).
+Under DDP the gradient, the Fisher-vector products and the line search's surrogate and KL
+are means over ranks, so every rank takes the same step.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from tensordict import TensorDictBase
 from torch.distributions import Normal, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torchrl.modules import ProbabilisticActor
+
+from gail_lightning.distributed import all_mean
 
 
 def conjugate_gradient(
@@ -72,12 +76,12 @@ def trpo_step(
         return kl_divergence(old, _gaussian(actor, batch)).sum(-1).mean()
 
     loss = surrogate()
-    grad = parameters_to_vector(torch.autograd.grad(loss, params))
+    grad = all_mean(parameters_to_vector(torch.autograd.grad(loss, params)))
     kl_grad = parameters_to_vector(torch.autograd.grad(mean_kl(), params, create_graph=True))
 
     def fisher_vector(v: torch.Tensor) -> torch.Tensor:
         hv = torch.autograd.grad(kl_grad @ v, params, retain_graph=True)
-        return parameters_to_vector(hv) + damping * v
+        return all_mean(parameters_to_vector(hv)) + damping * v
 
     direction = conjugate_gradient(fisher_vector, grad, cg_iters)
     # Scaled so that the quadratic model of the KL, ½ sᵀF s, equals max_kl.
@@ -86,10 +90,11 @@ def trpo_step(
     start = parameters_to_vector(params).detach()
     zero = torch.zeros(())
     with torch.no_grad():
+        loss = all_mean(loss)
         for k in range(backtracks):
             fraction = 0.5**k
             vector_to_parameters(start + fraction * full_step, params)
-            improvement, kl = surrogate() - loss.detach(), mean_kl()
+            improvement, kl = all_mean(surrogate()) - loss, all_mean(mean_kl())
             if torch.isfinite(kl) and kl <= max_kl and improvement > 0:
                 return {"trpo/improvement": improvement, "trpo/kl": kl, "trpo/step_fraction": torch.tensor(fraction)}
         vector_to_parameters(start, params)

@@ -63,6 +63,7 @@ def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path):
         "--data.total_frames=200000", "--data.frames_per_batch=512", "--data.num_envs=2",
         "--model.minibatch_size=128", "--model.ppo_epochs=1", "--data.val_episodes=1",
         "--eval.eval_every_frames=100000", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+        "--last_checkpoint.every_seconds=1",
     ]
     proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,7 +189,7 @@ def signal_run(demo_file: Path, root: Path) -> list[str]:
         "--data.total_frames=4096", "--data.frames_per_batch=512", "--data.num_envs=2",
         "--model.minibatch_size=128", "--model.ppo_epochs=1",
         "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=1",
-        f"--trainer.default_root_dir={root}",
+        f"--trainer.default_root_dir={root}", "--last_checkpoint.every_seconds=0",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={root}",
     ]
 
@@ -245,3 +246,29 @@ def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
     expected = logged_losses(uninterrupted)
     after_resume = {f: v for f, v in logged_losses(tmp_path).items() if f > stopped_at}
     assert after_resume and after_resume == {f: v for f, v in expected.items() if f > stopped_at}
+
+
+@pytest.mark.parametrize("optimizer", ["ppo", "trpo"])
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(demo_file, tmp_path, optimizer):
+    """gloo, 2 ranks: own envs per rank, gradients and observation statistics averaged,
+    the frame budget over both ranks, evaluation and checkpoints from rank 0."""
+    run(
+        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
+        "--data.total_frames=2048", "--data.frames_per_batch=512", "--data.num_envs=2",
+        "--model.minibatch_size=128", "--model.ppo_epochs=2", f"--model.policy_optimizer={optimizer}",
+        "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=2",
+        f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
+        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
+        "--trainer.callbacks+=tests.rank_dump.RankDump", f"--trainer.callbacks.folder={tmp_path}",
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    for key, value in ranks[0]["state_dict"].items():
+        assert torch.equal(value, ranks[1]["state_dict"][key]), f"{key} differs between ranks"
+    state = ranks[0]["state_dict"]
+    assert int(state["frames"]) == 2048  # 2 batches of 512 on each of 2 ranks
+    assert int(state["obs_norm.count"]) == 2048  # statistics over both ranks' frames
+    assert not torch.equal(ranks[0]["observation"], ranks[1]["observation"]), "ranks share their envs"
+    assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 2048
+    history = json.loads((tmp_path / "eval_history.json").read_text())
+    assert [h["frames"] for h in history] == [1024, 2048]

@@ -127,7 +127,7 @@ class RecordingModule(GAILModule):
     """Checks, at the start of every step, that the batch was sampled by the current policy."""
 
     def training_step(self, dataloader_iter):
-        batch, _, _ = next(dataloader_iter)
+        batch = self.next_batch(dataloader_iter)
         with torch.no_grad():
             dist = self.actor.get_dist(batch.clone())
             current = dist.log_prob(batch["action"])
