@@ -7,12 +7,12 @@
 (a) plain gymnasium stepping with random actions, one process: the reference;
 (b) our collection alone (TorchRL collector over the config's envs, current policy);
 (c) our full GAIL training loop (collect + discriminator + PPO/TRPO), `trainer.fit`;
-(d) the `imitation` library's GAIL (SB3 PPO) with 1 and the config's env count, from
+(d) the `imitation` library's GAIL (SB3 PPO) with 1 and part (c)'s env count, from
     benchmarks/peer/.venv (made by benchmarks/peer/setup.sh; skipped if absent).
 Each part runs in its own process, so its peak RSS is its own. Arguments after `--` are
-train.py overrides for part (c). Prints a table and writes <out>/<env_id>.json (or
-<out>/<env_id>-<tag>.json with --tag) with the rates, the ratios (c)/(a) and (c)/(d), and
-versions.
+train.py overrides for part (c); those of `--data.*` also set parts (b) and (d). Prints a
+table and writes <out>/<env_id>.json (or <out>/<env_id>-<tag>.json with --tag) with the
+rates, the ratios (c)/(a) and (c)/(d), and versions.
 """
 
 from __future__ import annotations
@@ -127,6 +127,10 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     overrides = [o for o in overrides if o != "--"]
     config = yaml.safe_load(args.config.read_text())
+    for override in overrides:  # --data.* overrides apply to parts (b) and (d) too
+        if override.startswith("--data.") and "=" in override:
+            key, value = override[len("--data."):].split("=", 1)
+            config["data"][key] = yaml.safe_load(value)
     if args.part:
         run = {"a": lambda: raw_gym(config, args.frames), "b": lambda: collection(config, args.frames),
                "c": lambda: training(args.config, args.frames, overrides)}[args.part]()
@@ -136,7 +140,7 @@ def main() -> None:
 
     from gail_lightning.provenance import package_versions
 
-    n_envs = config["data"].get("num_envs", 1)
+    n_envs = config["data"].get("num_envs", 1)  # part (d) runs with part (c)'s env count
     parts = {name: in_child(name, args.config, args.frames, overrides) for name in "abc" if name in args.parts}
     for n in sorted({1, n_envs}) if "d" in args.parts else ():
         result = peer(args.frames, n)
