@@ -134,7 +134,7 @@ def main() -> None:
     if args.part:
         run = {"a": lambda: raw_gym(config, args.frames), "b": lambda: collection(config, args.frames),
                "c": lambda: training(args.config, args.frames, overrides)}[args.part]()
-        if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # under DDP (part c) rank 0 reports
+        if os.environ.get("LOCAL_RANK", "0") == "0":  # under DDP (part c) rank 0 reports
             print(json.dumps({**run, "frames_per_s": run["frames"] / run["wall_s"], "peak_rss_mb": peak_rss_mb()}))
         return
 
