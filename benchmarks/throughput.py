@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py --config configs/hopper.yaml --frames 200000
     python benchmarks/throughput.py --config configs/hopper.yaml -- --trainer.accelerator=gpu --trainer.precision=bf16-mixed
-    python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts ac -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=16 --data.frames_per_batch=1024
+    python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts c -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=4 --data.frames_per_batch=1024 --model.minibatch_size=128
 
 (a) plain gymnasium stepping with random actions, one process: the reference;
 (b) our collection alone (TorchRL collector over the config's envs, current policy);

@@ -102,14 +102,10 @@ def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> Transfo
     def one() -> gym.Env:
         return SimulationGuard(gym.make(env_id))
 
-    if num_envs == 1:
-        base = GymWrapper(one())
-    else:
-        vector = gym.vector.SyncVectorEnv(
-            [one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
-        )
-        base = GymWrapper(vector)
-    env = TransformedEnv(base, Compose(DoubleToFloat(), StepCounter(), RewardSum()))
+    gym_env = one() if num_envs == 1 else gym.vector.SyncVectorEnv(
+        [one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
+    env = TransformedEnv(GymWrapper(gym_env), Compose(DoubleToFloat(), StepCounter(), RewardSum()))
     if seed is not None:
         env.set_seed(seed)
     return env
