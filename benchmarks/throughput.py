@@ -52,21 +52,17 @@ def raw_gym(config: dict, frames: int) -> dict:
 
 
 def collection(config: dict, frames: int) -> dict:
-    from torchrl.collectors import Collector
-
     from gail_lightning.data import CollectorDataModule
-    from gail_lightning.envs import make_env
     from gail_lightning.networks import RunningNorm, make_actor
 
-    data = {**config["data"], "demos": None}
-    dm = CollectorDataModule(**data)
+    dm = CollectorDataModule(**{**config["data"], "demos": None})
     actor = make_actor(RunningNorm(dm.obs_dim), dm.obs_dim, dm.action_low, dm.action_high,
                        config["model"].get("hidden_sizes", (100, 100)))
-    collector = Collector(make_env(dm.env_id, dm.hparams.num_envs, seed=0), actor,
-                          frames_per_batch=dm.hparams.frames_per_batch, total_frames=frames,
-                          auto_register_policy_transforms=False)
-    start = time.perf_counter()
-    seen = sum(batch.numel() for batch in collector)
+    seen, start = 0, time.perf_counter()
+    for batch in dm.make_collector(actor, seed=0):  # the collector training uses, endless
+        seen += batch.numel()
+        if seen >= frames:
+            break
     return {"frames": seen, "wall_s": time.perf_counter() - start}
 
 

@@ -65,4 +65,5 @@ class LastCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self._last_global_step_saved != trainer.global_step:  # not already saved after the last batch
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -119,19 +119,22 @@ class CollectorDataModule(L.LightningDataModule):
         """
         module, rank = self.trainer.lightning_module, self.trainer.global_rank
         seed = self.hparams.seed + int(module.frames) + 1_000_000 * rank  # DDP: own envs per rank
-        env = make_env(self.env_id, self.hparams.num_envs, seed=seed)
         if rank > 0:
             torch.manual_seed(seed)  # own minibatches and expert samples per rank
-        self.collector = Collector(
-            env,
-            self.policy(module.actor),
-            frames_per_batch=self.hparams.frames_per_batch,
-            auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
-        )
+        self.collector = self.make_collector(self.policy(module.actor), seed)
         if self._resume_state is not None:
             self._restore(self._resume_state)
             self._resume_state = None
         return self.collector
+
+    def make_collector(self, policy: nn.Module, seed: int) -> Collector:
+        """An endless collector of ``frames_per_batch`` frames over ``num_envs`` seeded envs."""
+        return Collector(
+            make_env(self.env_id, self.hparams.num_envs, seed=seed),
+            policy,
+            frames_per_batch=self.hparams.frames_per_batch,
+            auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
+        )
 
     def policy(self, actor: nn.Module) -> nn.Module:
         """The CPU copy of ``actor`` the envs are stepped with, holding ``actor``'s current weights.
