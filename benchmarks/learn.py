@@ -111,7 +111,8 @@ def plot(results: dict, path: Path) -> None:
         frames = [p["frames"] for p in run["curve"]]
         ax.plot(frames, [p["eval/normalized_score"] for p in run["curve"]], label=f"seed {run['seed']}")
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="expert")
-    ax.set_xlabel("environment frames")
+    bc = results["method"] == "BCModule"  # BC's "frames" count expert samples through the gradient
+    ax.set_xlabel("expert samples through the gradient" if bc else "environment frames")
     ax.set_ylabel("normalized score")
     ax.set_title(f"{results['method']} on {results['env_id']}, {results['num_trajectories']} expert trajectories")
     ax.legend()

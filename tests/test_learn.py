@@ -1,0 +1,48 @@
+"""benchmarks/learn.py's bookkeeping: a run stopped before its budget is not a result."""
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("learn", ROOT / "benchmarks" / "learn.py")
+learn = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(learn)
+
+
+def fake_training(monkeypatch, reached: int) -> list[list[str]]:
+    """Replace the train.py process by one that writes evaluations up to ``reached`` frames."""
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        root = Path(next(a.split("=", 1)[1] for a in cmd if a.startswith("--trainer.default_root_dir=")))
+        (root / "checkpoints").mkdir(exist_ok=True)
+        (root / "checkpoints" / "last.ckpt").write_text("")
+        curve = [{"frames": f, "eval/return": f / 10, "eval/normalized_score": f / 4096}
+                 for f in range(1024, reached + 1, 1024)]
+        (root / "eval_history.json").write_text(json.dumps(curve))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(learn.subprocess, "run", run)
+    return calls
+
+
+def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
+    config = ROOT / "configs" / "inverted_pendulum.yaml"
+    budget = ["--data.total_frames=4096"]
+    calls = fake_training(monkeypatch, reached=2048)
+    assert learn.run_seed(config, 0, tmp_path, budget) is None
+    assert not (tmp_path / "seed_0" / "result.json").exists()
+    assert "--ckpt_path=last" not in calls[0]
+
+    calls = fake_training(monkeypatch, reached=4096)
+    result = learn.run_seed(config, 0, tmp_path, budget)
+    assert "--ckpt_path=last" in calls[0]  # the second sitting resumes the first
+    assert result["frames"] == 4096 and result["final_normalized_score"] == 1.0
+    assert result["best_normalized_score"] == 1.0 and result["final_return"] == 409.6
+    assert json.loads((tmp_path / "seed_0" / "result.json").read_text()) == result
+
+    calls = fake_training(monkeypatch, reached=4096)
+    assert learn.run_seed(config, 0, tmp_path, budget) == result and calls == []  # done: skipped
