@@ -41,6 +41,9 @@ class GAILModule(OnlineModule):
         action_high: upper bound of each action dimension (linked from the DataModule).
         reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``env`` = true reward.
         hidden_sizes: hidden layer widths of policy, value and discriminator (tanh).
+        init_log_std: the policy's initial log std (before the tanh squash; 0 = std 1).
+            Lower starts closer to a deterministic expert, whose actions D could otherwise
+            tell apart by their noise alone.
         policy_lr: Adam learning rate of policy and value network.
         disc_lr: Adam learning rate of the discriminator.
         disc_steps: discriminator updates per batch.
@@ -74,6 +77,7 @@ class GAILModule(OnlineModule):
         action_high: Sequence[float],
         reward: RewardKind = "survival",
         hidden_sizes: Sequence[int] = (100, 100),
+        init_log_std: float = 0.0,
         policy_lr: float = 3e-4,
         disc_lr: float = 3e-4,
         disc_steps: int = 5,
@@ -104,7 +108,8 @@ class GAILModule(OnlineModule):
             raise UserInputError("action_low and action_high must have the same length.")
         self.save_hyperparameters()
         self.obs_norm = RunningNorm(obs_dim)
-        self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes)
+        self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes,
+                                init_log_std=init_log_std)
         self.critic = make_critic(self.obs_norm, obs_dim, hidden_sizes)
         self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes)
         self.ppo_loss = ClipPPOLoss(

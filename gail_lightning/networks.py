@@ -88,11 +88,13 @@ def make_actor(
     hidden_sizes: Sequence[int],
     state_dependent_scale: bool = False,
     activation: type[nn.Module] = nn.Tanh,
+    init_log_std: float = 0.0,
 ) -> ProbabilisticActor:
     """Gaussian policy squashed by tanh into the action box.
 
-    The std is one learned vector (PPO, GAIL) or, with ``state_dependent_scale``, a second
-    output head (SAC, whose entropy tuning needs a std that varies with the state).
+    The std is one learned vector starting at ``exp(init_log_std)`` (PPO, GAIL) or, with
+    ``state_dependent_scale``, a second output head (SAC, whose entropy tuning needs a std
+    that varies with the state).
     """
     action_dim = len(action_low)
     if state_dependent_scale:
@@ -100,7 +102,7 @@ def make_actor(
         head = NormalParamExtractor(scale_lb=1e-4)
     else:  # near-zero initial mean action
         net = mlp(obs_dim, action_dim, hidden_sizes, output_gain=0.01, activation=activation)
-        head = AddStateIndependentNormalScale(action_dim, scale_lb=1e-4)
+        head = AddStateIndependentNormalScale(action_dim, scale_lb=1e-4, init_value=init_log_std)
     low = torch.tensor(action_low, dtype=torch.float32)
     high = torch.tensor(action_high, dtype=torch.float32)
     module = TensorDictModule(

@@ -36,6 +36,14 @@ def test_actor_actions_inside_bounds_and_deterministic_mode():
     assert torch.equal(a1, a2)
 
 
+def test_actor_starts_at_the_requested_std():
+    td = TensorDict({"observation": torch.randn(5, 3)}, batch_size=[5])
+    for log_std in (0.0, -1.0):
+        actor = make_actor(RunningNorm(3), 3, [-1.0], [1.0], [32, 32], init_log_std=log_std)
+        scale = actor(td.clone())["scale"]
+        assert torch.allclose(scale, torch.full((5, 1), float(torch.tensor(log_std).exp())))
+
+
 def test_critic_shape():
     critic = make_critic(RunningNorm(3), 3, [32, 32])
     td = critic(TensorDict({"observation": torch.randn(7, 3)}, batch_size=[7]))
