@@ -104,7 +104,8 @@ def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
                 continue
             scores = [r["final_normalized_score"] for r in runs]
             returns = [r["final_return"] for r in runs]
-            entries.append(f"{mean_std(scores)} ({statistics.mean(returns):.0f}; {len(runs)} seeds)")
+            seeds = f"{len(runs)} seed" + ("s" if len(runs) > 1 else "")
+            entries.append(f"{mean_std(scores)} ({statistics.mean(returns):.0f}; {seeds})")
         lines.append(f"| {task} | {n} | " + " | ".join(entries) + " |")
     lines += ["", "| task | expert return | random return |", "|---|---|---|"]
     for task, ref in sorted(references.items()):

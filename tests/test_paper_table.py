@@ -38,7 +38,7 @@ def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
     table = paper_table.render(GRID, tmp_path, {"hopper": {"expert": 3264.3, "random": 18.4}})
     rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| hopper |")}
     assert "1.00 ± 0.10 (3200; 2 seeds)" in rows["4"]
-    assert "0.30 ± 0.00 (1000; 1 seeds)" in rows["4"]
+    assert "0.30 ± 0.00 (1000; 1 seed)" in rows["4"]
     assert rows["1"].count("—") == 2
     assert "| hopper | 3264.3 | 18.4 |" in table
 
