@@ -87,13 +87,26 @@ class ExpertScore(L.Callback):
 
 
 class FramesProgressBar(TQDMProgressBar):
-    """Training bar in env frames out of ``data.total_frames`` rather than in batches."""
+    """Training bar in env frames out of ``data.total_frames`` rather than in batches.
+
+    Set up on train start as well: a run resumed mid-epoch skips ``on_train_epoch_start``.
+    The bar starts at the restored frame count, so its rate counts this sitting only.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, *args) -> None:
+        super().on_train_start(trainer, *args)
+        self._count_frames(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.reset(total=trainer.datamodule.total_frames)
-        self.train_progress_bar.unit = "frames"
-        self.train_progress_bar.n = int(trainer.lightning_module.frames)
+        self._count_frames(trainer)
+
+    def _count_frames(self, trainer: L.Trainer) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.datamodule.total_frames)
+        bar.set_description(f"Epoch {trainer.current_epoch}")
+        bar.unit = "frames"
+        bar.initial = bar.n = int(trainer.lightning_module.frames)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         self.train_progress_bar.n = int(pl_module.frames)
