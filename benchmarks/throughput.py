@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 def raw_gym(config: dict, frames: int) -> dict:
     import gymnasium as gym
 
-    env = gym.make(config["data"]["env_id"])
+    env = gym.make(config["data"]["env_id"], **(config["data"].get("env_kwargs") or {}))
     env.reset(seed=0)
     env.action_space.seed(0)
     start = time.perf_counter()

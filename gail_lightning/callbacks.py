@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torchmetrics.aggregation import MeanMetric
 
-from gail_lightning.envs import episode_return, make_env, rollout_episodes
+from gail_lightning.envs import episode_return, rollout_episodes
 from gail_lightning.errors import UserInputError
 
 
@@ -70,7 +70,7 @@ class ExpertScore(L.Callback):
 
     def _mean_return(self, data: L.LightningDataModule, pl_module: L.LightningModule) -> float:
         if self._env is None:
-            self._env = make_env(data.env_id)
+            self._env = data.make_env()
         # Reseeded per evaluation: a score depends only on the weights and the evaluation's
         # index, not on how many episodes earlier evaluations (or an earlier process) ran.
         self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))

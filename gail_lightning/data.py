@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from tensordict import TensorDict
 from torch import nn
 from torchrl.collectors import Collector
+from torchrl.envs import TransformedEnv
 
 from gail_lightning.demonstrations import (
     DemoError,
@@ -34,6 +35,9 @@ class CollectorDataModule(L.LightningDataModule):
 
     Args:
         env_id: gymnasium id of a continuous-control env, e.g. ``Hopper-v5``.
+        env_kwargs: keyword arguments of ``gymnasium.make(env_id, ...)``, e.g. the
+            ``include_*_in_observation`` flags of Humanoid-v5; demonstrations must be
+            recorded with the same ones.
         demos: path of a demonstration file (``.npz``), or ``minari:<folder-or-id>`` for a
             local Minari dataset; ``None`` when training an expert.
         num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
@@ -47,6 +51,7 @@ class CollectorDataModule(L.LightningDataModule):
     def __init__(
         self,
         env_id: str = "Hopper-v5",
+        env_kwargs: dict[str, Any] | None = None,
         demos: str | None = None,
         num_trajectories: int | None = None,
         frames_per_batch: int = 2048,
@@ -65,7 +70,9 @@ class CollectorDataModule(L.LightningDataModule):
                 f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs ({num_envs})."
             )
         self.save_hyperparameters()
-        probe = make_env(env_id)
+        self.env_id = env_id
+        self.env_kwargs = env_kwargs or {}
+        probe = self.make_env()
         self.obs_dim: int = probe.observation_spec["observation"].shape[-1]
         self.action_low: list[float] = probe.action_spec.space.low.tolist()
         self.action_high: list[float] = probe.action_spec.space.high.tolist()
@@ -74,7 +81,6 @@ class CollectorDataModule(L.LightningDataModule):
         self.expert: TensorDict | None = (
             self.demonstrations.to_tensordict() if self.demonstrations is not None else None
         )
-        self.env_id = env_id
         self.total_frames = total_frames
         self.collector: Collector | None = None
         self._policy: nn.Module | None = None
@@ -86,7 +92,7 @@ class CollectorDataModule(L.LightningDataModule):
             demos = from_minari(str(path)[len(MINARI_PREFIX):])
         else:
             demos = load_demonstrations(path)
-        check_compatible(demos, path, self.hparams.env_id, self.obs_dim, len(self.action_low))
+        check_compatible(demos, path, self.env_id, self.env_kwargs, self.obs_dim, len(self.action_low))
         if n is not None:
             if not 0 < n <= demos.num_episodes:
                 raise DemoError(
@@ -127,10 +133,14 @@ class CollectorDataModule(L.LightningDataModule):
             self._resume_state = None
         return self.collector
 
+    def make_env(self, num_envs: int = 1, seed: int | None = None) -> TransformedEnv:
+        """This run's env (``env_id`` with ``env_kwargs``), ``num_envs`` copies stepped together."""
+        return make_env(self.env_id, num_envs, seed=seed, env_kwargs=self.env_kwargs)
+
     def make_collector(self, policy: nn.Module, seed: int) -> Collector:
         """An endless collector of ``frames_per_batch`` frames over ``num_envs`` seeded envs."""
         return Collector(
-            make_env(self.env_id, self.hparams.num_envs, seed=seed),
+            self.make_env(self.hparams.num_envs, seed=seed),
             policy,
             frames_per_batch=self.hparams.frames_per_batch,
             auto_register_policy_transforms=False,  # the MLP policy needs no env transforms

@@ -7,20 +7,25 @@ environment step, episodes stored one after another:
 |---------------------|---------------|---------|
 | observations        | [N, obs_dim]  | float32 |
 | actions             | [N, act_dim]  | float32 |
-| next_observations   | [N, obs_dim]  | float32 |
+| final_observations  | [E, obs_dim]  | float32 |  (each episode's last next-observation)
 | rewards             | [N]           | float32 |
 | terminated          | [N]           | bool    |
 | truncated           | [N]           | bool    |
 | episode_lengths     | [E]           | int64   |  (sum = N; episode boundaries)
 | episode_returns     | [E]           | float64 |
 | metadata            | []            | str     |  (JSON, see ``REQUIRED_METADATA``)
+
+Within an episode the next observation of a step is the observation of the step after,
+so only each episode's final one is stored: half the size of storing them all (Humanoid's
+25 × 1000 steps then fit in 10 MB). Data whose next observations do not continue that way
+(and version-1 files) store ``next_observations`` [N, obs_dim] instead.
 """
 
 from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ from tensordict import TensorDict, TensorDictBase
 from gail_lightning.envs import episode_return
 from gail_lightning.errors import UserInputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARRAYS = (
     "observations",
     "actions",
@@ -124,16 +129,40 @@ class Demonstrations:
             batch_size=[len(self.observations)],
         )
 
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Row of each episode's last step."""
+        return np.cumsum(self.episode_lengths) - 1
+
+    def _next_observations_continue(self) -> bool:
+        """Whether each step's next observation is the next step's, within every episode."""
+        obs, nxt, lengths = self.observations, self.next_observations, self.episode_lengths
+        if nxt.shape != obs.shape or lengths.sum() != len(obs) or (lengths <= 0).any():
+            return False
+        ends = self.episode_ends
+        return np.array_equal(continued_observations(obs, nxt[ends], ends), nxt)
+
     def save(self, path: str | Path) -> None:
         """Write a compressed ``.npz`` (atomically: a temp file renamed into place)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format_version": FORMAT_VERSION, **self.metadata}
+        meta = {**self.metadata, "format_version": FORMAT_VERSION}
+        arrays = {k: getattr(self, k) for k in ARRAYS}
+        if self._next_observations_continue():
+            arrays["final_observations"] = self.next_observations[self.episode_ends]
+            del arrays["next_observations"]
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            tmp, **{k: getattr(self, k) for k in ARRAYS}, metadata=np.array(json.dumps(meta))
-        )
+        np.savez_compressed(tmp, **arrays, metadata=np.array(json.dumps(meta)))
         tmp.replace(path)
+
+
+def continued_observations(observations: np.ndarray, final: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Next observations of episodes laid end to end: the following row's observation,
+    or the episode's final observation at its last step."""
+    following = np.empty_like(observations)
+    following[:-1] = observations[1:]
+    following[ends] = final
+    return following
 
 
 def load_demonstrations(path: str | Path) -> Demonstrations:
@@ -151,13 +180,16 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in (*ARRAYS, "metadata") if k not in archive.files]
+            stored = {*archive.files, "next_observations"} if "final_observations" in archive.files \
+                else set(archive.files)
+            missing = [k for k in (*ARRAYS, "metadata") if k not in stored]
             if missing:
                 raise DemoError(
                     f"{path}: not a gail_lightning demonstration file (missing arrays "
                     f"{missing}). Record one with `python -m gail_lightning.demos record`."
                 )
-            arrays = {k: archive[k] for k in ARRAYS}
+            arrays = {k: archive[k] for k in ARRAYS if k in archive.files}
+            final = archive["final_observations"] if "final_observations" in archive.files else None
             metadata = json.loads(str(archive["metadata"]))
     except DemoError:
         raise
@@ -168,9 +200,23 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
         ) from None
     if not isinstance(metadata, dict):
         raise DemoError(f"{path}: metadata is not a JSON object; re-record the file.")
+    if final is not None:
+        arrays["next_observations"] = rebuilt_next_observations(path, arrays, final)
     demos = Demonstrations(**arrays, metadata=metadata)
     validate(demos, path)
     return demos
+
+
+def rebuilt_next_observations(path: Path, arrays: dict[str, np.ndarray], final: np.ndarray) -> np.ndarray:
+    """``next_observations`` of a file that stores only each episode's final one."""
+    obs, lengths = arrays["observations"], arrays["episode_lengths"]
+    if (obs.ndim != 2 or final.shape != (len(lengths), obs.shape[-1])
+            or lengths.sum() != len(obs) or (lengths <= 0).any()):
+        raise DemoError(
+            f"{path}: final_observations {final.shape} do not match observations {obs.shape} "
+            f"and {len(lengths)} episodes of {int(lengths.sum())} steps; re-record the file."
+        )
+    return continued_observations(obs, final, np.cumsum(lengths) - 1)
 
 
 def validate(demos: Demonstrations, path: str | Path) -> None:
@@ -216,13 +262,24 @@ def validate(demos: Demonstrations, path: str | Path) -> None:
 
 
 def check_compatible(
-    demos: Demonstrations, path: str | Path, env_id: str, obs_dim: int, action_dim: int
+    demos: Demonstrations,
+    path: str | Path,
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    obs_dim: int,
+    action_dim: int,
 ) -> None:
-    """Refuse demonstrations recorded on another env or with other space sizes."""
+    """Refuse demonstrations recorded on another env, env options or space sizes."""
     if demos.metadata["env_id"] != env_id:
         raise DemoError(
             f"{path} was recorded on {demos.metadata['env_id']!r} but the run uses "
             f"{env_id!r}. Pass --data.env_id {demos.metadata['env_id']} or demos for {env_id}."
+        )
+    recorded = demos.metadata.get("env_kwargs", {})
+    if recorded != dict(env_kwargs):
+        raise DemoError(
+            f"{path} was recorded with env_kwargs {recorded} but the run uses {dict(env_kwargs)}. "
+            f"Pass --data.env_kwargs '{json.dumps(recorded)}' or demos recorded with the run's."
         )
     dims = (demos.observations.shape[1], demos.actions.shape[1])
     if dims != (obs_dim, action_dim):

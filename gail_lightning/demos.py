@@ -44,18 +44,21 @@ def record(
 ) -> Demonstrations:
     """Roll out an expert checkpoint deterministically and write its episodes to ``out``."""
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
-    env_id = env_id or checkpoint.get("datamodule_hyper_parameters", {}).get("env_id")
+    data = checkpoint.get("datamodule_hyper_parameters", {})
+    env_id = env_id or data.get("env_id")
     if env_id is None:
         raise SystemExit(f"{ckpt} does not say which env it was trained on; pass --env-id.")
+    env_kwargs = data.get("env_kwargs") or {}
     module = load_expert(ckpt, checkpoint["hyper_parameters"]).eval()
     torch.manual_seed(seed)
-    env = make_env(env_id, seed=seed)
+    env = make_env(env_id, seed=seed, env_kwargs=env_kwargs)
     runs = rollout_episodes(env, module.actor, episodes, deterministic=True)
     demos = Demonstrations.from_rollouts(
         runs,
         {
             "env_id": env_id,
-            "random_return_mean": random_policy_return(env_id, episodes, seed + 1),
+            "env_kwargs": env_kwargs,
+            "random_return_mean": random_policy_return(env_id, episodes, seed + 1, env_kwargs),
             "seed": seed,
             "expert_checkpoint": str(ckpt),
             "versions": package_versions(),
@@ -71,10 +74,11 @@ def info(path: Path, demos: Demonstrations | None = None) -> str:
     demos = demos or load_demonstrations(path)
     meta = demos.metadata
     lengths = demos.episode_lengths
+    options = f" {meta['env_kwargs']}" if meta.get("env_kwargs") else ""
     return "\n".join(
         [
             f"file:      {path}",
-            f"env:       {meta['env_id']} (obs {meta['obs_dim']}, action {meta['action_dim']})",
+            f"env:       {meta['env_id']}{options} (obs {meta['obs_dim']}, action {meta['action_dim']})",
             f"episodes:  {demos.num_episodes}, {len(demos.observations)} steps, "
             f"length min/mean/max {lengths.min()}/{lengths.mean():.1f}/{lengths.max()}",
             f"return:    expert {meta['expert_return_mean']:.1f} ± {meta['expert_return_std']:.1f}, "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gymnasium as gym
 import mujoco
@@ -27,7 +28,7 @@ class EnvError(UserInputError):
     """An environment this trainer cannot use; the message says what to use instead."""
 
 
-def check_env_id(env_id: str) -> gym.spaces.Box:
+def check_env_id(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.spaces.Box:
     """Return the action space of ``env_id`` after checking GAIL here can drive it."""
     try:
         spec = gym.spec(env_id)
@@ -36,7 +37,13 @@ def check_env_id(env_id: str) -> gym.spaces.Box:
             f"Unknown environment id {env_id!r} ({err}). Use a registered gymnasium id "
             "such as 'Hopper-v5' or 'InvertedPendulum-v5'."
         ) from None
-    env = gym.make(spec)
+    try:
+        env = gym.make(spec, **(env_kwargs or {}))
+    except TypeError as err:
+        raise EnvError(
+            f"{env_id} does not take env_kwargs {dict(env_kwargs or {})} ({err}). Use the "
+            f"keyword arguments of its gymnasium constructor, or none."
+        ) from None
     try:
         action_space, obs_space = env.action_space, env.observation_space
     finally:
@@ -87,9 +94,14 @@ class SimulationGuard(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> TransformedEnv:
+def make_env(
+    env_id: str,
+    num_envs: int = 1,
+    seed: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> TransformedEnv:
     """TorchRL env with float32 observations, step counts and episode returns; each gym env
-    is wrapped in ``SimulationGuard``.
+    is wrapped in ``SimulationGuard``. ``env_kwargs`` go to ``gymnasium.make``.
 
     ``num_envs > 1`` steps the copies in one process as one gymnasium ``SyncVectorEnv``, so
     TorchRL does its per-step TensorDict work once for the whole batch, not once per copy
@@ -97,10 +109,10 @@ def make_env(env_id: str, num_envs: int = 1, seed: int | None = None) -> Transfo
     MuJoCo step on few cores. Autoreset is off: TorchRL resets the finished copies itself
     and keeps each episode's true last observation.
     """
-    check_env_id(env_id)
+    check_env_id(env_id, env_kwargs)
 
     def one() -> gym.Env:
-        return SimulationGuard(gym.make(env_id))
+        return SimulationGuard(gym.make(env_id, **(env_kwargs or {})))
 
     gym_env = one() if num_envs == 1 else gym.vector.SyncVectorEnv(
         [one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
@@ -135,7 +147,9 @@ def episode_return(episode: TensorDictBase) -> float:
     return episode["next", "reward"].sum().item()
 
 
-def random_policy_return(env_id: str, episodes: int, seed: int) -> float:
+def random_policy_return(
+    env_id: str, episodes: int, seed: int, env_kwargs: Mapping[str, Any] | None = None
+) -> float:
     """Mean true return of uniformly random actions: the 0 of the normalized score."""
-    runs = rollout_episodes(make_env(env_id, seed=seed), None, episodes)
+    runs = rollout_episodes(make_env(env_id, seed=seed, env_kwargs=env_kwargs), None, episodes)
     return float(sum(episode_return(r) for r in runs) / len(runs))

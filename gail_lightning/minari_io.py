@@ -73,10 +73,11 @@ def from_minari(source: str | Path, env_id: str | None = None, command: str = ""
     env_id = env_id or (env_spec.id if env_spec is not None else None)
     if env_id is None:
         raise DemoError(f"{name} does not say which env it was recorded on; pass --env-id.")
+    env_kwargs = env_options(env_spec) if env_spec is not None and env_spec.id == env_id else {}
     returns = np.array([float(np.sum(ep.rewards)) for ep in episodes])
     random_return = dataset.storage.metadata.get("ref_min_score")
     if random_return is None:
-        random_return = random_policy_return(env_id, len(episodes), seed=1)
+        random_return = random_policy_return(env_id, len(episodes), seed=1, env_kwargs=env_kwargs)
     demos = Demonstrations(
         observations=np.concatenate([ep.observations[:-1] for ep in episodes]).astype(np.float32),
         actions=np.concatenate([ep.actions for ep in episodes]).astype(np.float32),
@@ -88,6 +89,7 @@ def from_minari(source: str | Path, env_id: str | None = None, command: str = ""
         episode_returns=returns,
         metadata={
             "env_id": env_id,
+            "env_kwargs": env_kwargs,
             "obs_dim": int(dataset.observation_space.shape[0]),
             "action_dim": int(dataset.action_space.shape[0]),
             "expert_return_mean": float(returns.mean()),
@@ -101,6 +103,12 @@ def from_minari(source: str | Path, env_id: str | None = None, command: str = ""
     )
     validate(demos, name)
     return demos
+
+
+def env_options(spec: gym.envs.registration.EnvSpec) -> dict[str, Any]:
+    """The keyword arguments ``spec`` was made with beyond those its id registers."""
+    registered = gym.spec(spec.id).kwargs if spec.id in gym.registry else {}
+    return {k: v for k, v in spec.kwargs.items() if k not in registered or registered[k] != v}
 
 
 @contextmanager
@@ -149,12 +157,14 @@ def to_minari(demos: Demonstrations, dataset_id: str, root: Path | None = None) 
         ))
         start += length
     meta = demos.metadata
+    env = gym.make(meta["env_id"], **meta.get("env_kwargs", {}))  # its spec holds the options
+    env.close()
     with _datasets_root(root):
         minari.create_dataset_from_buffers(
             dataset_id,
             buffers,
-            env=meta["env_id"],
-            eval_env=meta["env_id"],
+            env=env.spec,
+            eval_env=env.spec,
             algorithm_name="gail_lightning expert",
             ref_min_score=meta["random_return_mean"],
             ref_max_score=meta["expert_return_mean"],

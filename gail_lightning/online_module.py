@@ -12,7 +12,7 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
 from gail_lightning.distributed import mean_grads_, no_grad_sync, world_size
-from gail_lightning.envs import episode_return, make_env, rollout_episodes
+from gail_lightning.envs import episode_return, rollout_episodes
 from gail_lightning.errors import TrainingDivergedError
 from gail_lightning.provenance import package_versions
 
@@ -65,7 +65,7 @@ class OnlineModule(L.LightningModule):
         """One deterministic episode from a seeded reset; logs the mean over episodes."""
         data = self.trainer.datamodule
         if self._val_env is None:
-            self._val_env = make_env(data.env_id)
+            self._val_env = data.make_env()
         self._val_env.set_seed(int(seed))
         # Outside mixed precision's autocast: the env takes float32 actions, not bfloat16.
         with torch.autocast(self.device.type, enabled=False):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,28 @@ def test_save_load_round_trip(demo_file, demos):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(demos, name))
     np.testing.assert_array_equal(loaded.episode_lengths, demos.episode_lengths)
     assert loaded.metadata["env_id"] == ENV_ID
-    assert loaded.metadata["format_version"] == 1
+    assert loaded.metadata["format_version"] == 2
+    with np.load(demo_file) as archive:  # rollouts: only each episode's final next-observation
+        assert "next_observations" not in archive.files
+        assert archive["final_observations"].shape == (demos.num_episodes, 4)
+
+
+def test_next_observations_that_do_not_continue_are_stored_whole(tmp_path, demos):
+    shuffled = dataclasses.replace(demos, next_observations=demos.next_observations[::-1].copy())
+    shuffled.save(tmp_path / "d.npz")
+    with np.load(tmp_path / "d.npz") as archive:
+        assert "final_observations" not in archive.files
+    np.testing.assert_array_equal(load_demonstrations(tmp_path / "d.npz").next_observations,
+                                  shuffled.next_observations)
+
+
+def test_final_observations_that_do_not_fit_the_episodes(tmp_path, demo_file):
+    with np.load(demo_file) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["final_observations"] = arrays["final_observations"][:-1]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DemoError, match="final_observations .* do not match"):
+        load_demonstrations(tmp_path / "bad.npz")
 
 
 def test_first_n_episodes(demos):

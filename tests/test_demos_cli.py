@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gail_lightning.demonstrations import load_demonstrations
 from gail_lightning.demos import info, manifest, record
@@ -44,3 +45,15 @@ def test_shipped_manifest_matches_the_shipped_demo_files():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["file"]
         assert path.stat().st_size <= 10 * 2**20
     assert manifest(folder) == shipped  # regenerating it changes nothing
+
+
+def test_record_uses_and_keeps_the_env_options_of_the_expert_run(tmp_path):
+    checkpoint = torch.load(ROOT / "experts" / "inverted_pendulum.ckpt", weights_only=False)
+    checkpoint["datamodule_hyper_parameters"]["env_kwargs"] = {"reset_noise_scale": 0.1}
+    torch.save(checkpoint, tmp_path / "expert.ckpt")
+    made = record(tmp_path / "expert.ckpt", episodes=1, seed=5, out=tmp_path / "ip.npz")
+    plain = record(ROOT / "experts" / "inverted_pendulum.ckpt", episodes=1, seed=5, out=tmp_path / "plain.npz")
+    assert made.metadata["env_kwargs"] == {"reset_noise_scale": 0.1} and plain.metadata["env_kwargs"] == {}
+    # a 10x larger reset noise starts the episode elsewhere
+    assert np.abs(made.observations[0]).max() > 5 * np.abs(plain.observations[0]).max()
+    assert "InvertedPendulum-v5 {'reset_noise_scale': 0.1} (obs 4" in info(tmp_path / "ip.npz")

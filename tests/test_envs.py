@@ -1,8 +1,10 @@
 """Vectorized collection: each env copy's episodes stay separate and correctly flagged."""
 
+import pytest
 import torch
 
 from gail_lightning.data import CollectorDataModule
+from gail_lightning.envs import EnvError
 from gail_lightning.networks import RunningNorm, make_actor
 
 
@@ -23,3 +25,12 @@ def test_vectorized_batch_keeps_every_envs_episodes_apart():
     assert (batch["step_count"][:, 1:][~going_on] == 0).all()
     starts = batch["observation"][:, 1:][~going_on]
     assert torch.unique(starts, dim=0).shape[0] == starts.shape[0]
+
+
+def test_env_kwargs_reach_gymnasium_and_bad_ones_are_named():
+    joints_only = {f"include_{part}_in_observation": False for part in ("cinert", "cvel", "qfrc_actuator", "cfrc_ext")}
+    data = CollectorDataModule(env_id="Humanoid-v5", env_kwargs=joints_only, num_envs=2, frames_per_batch=2)
+    assert data.obs_dim == 45  # 348 with the defaults
+    assert data.make_env(num_envs=2).observation_spec["observation"].shape == (2, 45)
+    with pytest.raises(EnvError, match="does not take env_kwargs .*no_such_option"):
+        CollectorDataModule(env_id="Hopper-v5", env_kwargs={"no_such_option": 1})

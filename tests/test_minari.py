@@ -1,5 +1,7 @@
 """Minari import/export: exact round trips, the minari: data source, and bad datasets."""
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -104,3 +106,13 @@ def test_dataset_for_another_env_or_other_dims_is_refused(demos, root):
     )
     with pytest.raises(DemoError, match=r"has obs/action dims \(4, 3\) but Hopper-v5 has \(11, 3\)"):
         CollectorDataModule(env_id="Hopper-v5", demos="minari:bad/dims-v0")
+
+
+def test_env_options_survive_export_and_import(demos, root):
+    options = {"reset_noise_scale": 0.05}
+    to_minari(dataclasses.replace(demos, metadata={**demos.metadata, "env_kwargs": options}), "tests/opts-v0")
+    assert from_minari("tests/opts-v0").metadata["env_kwargs"] == options
+    data = CollectorDataModule(env_id="InvertedPendulum-v5", env_kwargs=options, demos="minari:tests/opts-v0")
+    assert data.demonstrations.num_episodes == demos.num_episodes
+    with pytest.raises(DemoError, match="recorded with env_kwargs .*reset_noise_scale.* --data.env_kwargs"):
+        CollectorDataModule(env_id="InvertedPendulum-v5", demos="minari:tests/opts-v0")
