@@ -41,6 +41,7 @@ class CollectorDataModule(L.LightningDataModule):
         demos: path of a demonstration file (``.npz``), or ``minari:<folder-or-id>`` for a
             local Minari dataset; ``None`` when training an expert.
         num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
+        subsample: use every k-th expert (s, a) pair of each episode (Ho & Ermon used 20).
         frames_per_batch: env frames per training batch (summed over envs; per rank under DDP).
         total_frames: env frames after which training stops (summed over DDP ranks).
         num_envs: env copies stepped together; ``frames_per_batch`` must be a multiple.
@@ -54,6 +55,7 @@ class CollectorDataModule(L.LightningDataModule):
         env_kwargs: dict[str, Any] | None = None,
         demos: str | None = None,
         num_trajectories: int | None = None,
+        subsample: int = 1,
         frames_per_batch: int = 2048,
         total_frames: int = 1_000_000,
         num_envs: int = 1,
@@ -61,9 +63,9 @@ class CollectorDataModule(L.LightningDataModule):
         val_episodes: int = 10,
     ) -> None:
         super().__init__()
-        if min(frames_per_batch, total_frames, num_envs, val_episodes) <= 0:
+        if min(frames_per_batch, total_frames, num_envs, val_episodes, subsample) <= 0:
             raise UserInputError(
-                "--data.frames_per_batch, total_frames, num_envs and val_episodes must be > 0."
+                "--data.frames_per_batch, total_frames, num_envs, val_episodes and subsample must be > 0."
             )
         if frames_per_batch % num_envs:
             raise UserInputError(
@@ -79,7 +81,7 @@ class CollectorDataModule(L.LightningDataModule):
         probe.close()
         self.demonstrations = self._load_demos() if demos is not None else None
         self.expert: TensorDict | None = (
-            self.demonstrations.to_tensordict() if self.demonstrations is not None else None
+            self.demonstrations.to_tensordict(subsample) if self.demonstrations is not None else None
         )
         self.total_frames = total_frames
         self.collector: Collector | None = None

@@ -119,14 +119,25 @@ class Demonstrations:
             metadata=dict(self.metadata),
         )
 
-    def to_tensordict(self) -> TensorDict:
-        """Expert (s, a) pairs keyed as the collector keys policy data."""
+    def to_tensordict(self, subsample: int = 1) -> TensorDict:
+        """Expert (s, a) pairs keyed as the collector keys policy data.
+
+        ``subsample`` k keeps every k-th pair of each episode from an offset in [0, k) drawn
+        per episode with a fixed seed, as Ho & Ermon's GAIL experiments (k = 20) did: fewer,
+        less correlated pairs, which is what makes few trajectories hard for BC there.
+        """
+        offsets = np.random.default_rng(0).integers(0, subsample, size=self.num_episodes)
+        starts = np.cumsum(self.episode_lengths) - self.episode_lengths
+        rows = np.concatenate([
+            np.arange(start + offset, start + length, subsample)
+            for start, length, offset in zip(starts, self.episode_lengths, offsets, strict=True)
+        ])
         return TensorDict(
             {
-                "observation": torch.as_tensor(self.observations, dtype=torch.float32),
-                "action": torch.as_tensor(self.actions, dtype=torch.float32),
+                "observation": torch.as_tensor(self.observations[rows], dtype=torch.float32),
+                "action": torch.as_tensor(self.actions[rows], dtype=torch.float32),
             },
-            batch_size=[len(self.observations)],
+            batch_size=[len(rows)],
         )
 
     @property

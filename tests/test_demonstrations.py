@@ -3,11 +3,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import ENV_ID, random_demonstrations
 
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.demonstrations import DemoError, load_demonstrations
 from gail_lightning.envs import EnvError
+from gail_lightning.errors import UserInputError
 
 
 def test_save_load_round_trip(demo_file, demos):
@@ -134,3 +136,27 @@ def test_metadata_not_an_object(tmp_path, demos):
     np.savez(path, **arrays)
     with pytest.raises(DemoError, match="metadata"):
         load_demonstrations(path)
+
+
+def test_subsample_keeps_every_kth_pair_of_each_episode_from_a_fixed_offset(demos):
+    every = demos.to_tensordict()
+    assert len(every) == len(demos.observations)
+    k = 4
+    sub = demos.to_tensordict(subsample=k)
+    assert torch.equal(sub["observation"], demos.to_tensordict(subsample=k)["observation"])  # fixed seed
+    starts = np.cumsum(demos.episode_lengths) - demos.episode_lengths
+    kept = {tuple(o) for o in sub["observation"].tolist()}
+    for start, length in zip(starts, demos.episode_lengths):
+        in_episode = [i for i in range(start, start + length) if tuple(demos.observations[i].tolist()) in kept]
+        assert in_episode and in_episode[0] - start < k  # an offset in [0, k)
+        assert np.all(np.diff(in_episode) == k) and start + length - in_episode[-1] <= k
+    pairs = {tuple(o) + tuple(a) for o, a in zip(every["observation"].tolist(), every["action"].tolist())}
+    assert all(tuple(o) + tuple(a) in pairs for o, a in zip(sub["observation"].tolist(), sub["action"].tolist()))
+
+
+def test_datamodule_subsamples_the_expert_pairs(demo_file, demos):
+    data = CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), subsample=20)
+    lengths = demos.episode_lengths
+    assert np.floor((lengths - 1) / 20).sum() + len(lengths) >= len(data.expert) >= np.ceil((lengths - 19) / 20).sum()
+    with pytest.raises(UserInputError, match="subsample must be > 0"):
+        CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), subsample=0)
