@@ -7,7 +7,8 @@
 
 The grid is benchmarks/paper_grid.yaml. Each cell is a `benchmarks/learn.py` seed run under
 benchmarks/results/paper/<method>/<task>/traj_<N>/seed_<s>; a run whose result.json exists
-is skipped and an interrupted one resumes, so the grid fills over several sittings.
+is skipped and an interrupted one resumes, so the grid fills over several sittings. A cell
+the grid's `sources` maps to an existing learn.py run folder is read (and run) there.
 Renders benchmarks/results/paper_table.md (final normalized score mean ± std over seeds and
 raw return, expert and random references per task) and one learning-curve PNG per task
 and trajectory count. Cells not run yet show "—".
@@ -49,15 +50,17 @@ def cells(grid: dict, only: str | None = None, method: str | None = None) -> lis
     return out
 
 
-def cell_dir(results: Path, method: str, task: str, trajectories: int) -> Path:
-    return results / "paper" / method / task / f"traj_{trajectories}"
+def cell_dir(grid: dict, results: Path, method: str, task: str, trajectories: int) -> Path:
+    """The cell's own folder, or the run folder the grid's ``sources`` names for it."""
+    source = grid.get("sources", {}).get(f"{method}/{task}/{trajectories}")
+    return results / source if source else results / "paper" / method / task / f"traj_{trajectories}"
 
 
 def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: int, seed: int) -> None:
     spec = grid["methods"][method]
     config = ROOT / spec["config"].format(task=task)
     overrides = [f"--data.num_trajectories={trajectories}", *spec.get("overrides", [])]
-    out = cell_dir(results, method, task, trajectories)
+    out = cell_dir(grid, results, method, task, trajectories)
     try:
         run_seed(config, seed, out, overrides)
     except subprocess.CalledProcessError:  # one failed cell must not stop the grid
@@ -69,7 +72,7 @@ def load_results(grid: dict, results: Path) -> dict[tuple[str, str, int], list[d
     """Every saved seed result, by (method, task, trajectories)."""
     found: dict[tuple[str, str, int], list[dict]] = {}
     for method, task, n, seed in cells(grid):
-        path = cell_dir(results, method, task, n) / f"seed_{seed}" / "result.json"
+        path = cell_dir(grid, results, method, task, n) / f"seed_{seed}" / "result.json"
         if path.is_file():
             found.setdefault((method, task, n), []).append(json.loads(path.read_text()))
     return found

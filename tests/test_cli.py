@@ -160,6 +160,18 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
     assert printed["trainer"]["default_root_dir"].startswith("runs/")
 
 
+@pytest.mark.parametrize(
+    "config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml")
+                     if yaml.safe_load(p.read_text())["data"].get("demos"))
+)
+def test_every_imitation_config_loads_its_shipped_demos(config, monkeypatch):
+    from gail_lightning.data import CollectorDataModule
+
+    monkeypatch.chdir(ROOT)
+    data = CollectorDataModule(**yaml.safe_load((ROOT / config).read_text())["data"])
+    assert data.demonstrations.num_episodes == data.hparams.num_trajectories
+
+
 def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):
     from gail_lightning.cli import resolve_config_names
 

@@ -16,7 +16,7 @@ GRID = {
 
 
 def fake_result(results: Path, method: str, n: int, seed: int, score: float, ret: float) -> None:
-    folder = paper_table.cell_dir(results, method, "hopper", n) / f"seed_{seed}"
+    folder = paper_table.cell_dir(GRID, results, method, "hopper", n) / f"seed_{seed}"
     folder.mkdir(parents=True)
     curve = [{"frames": 1000, "eval/return": ret / 2, "eval/normalized_score": score / 2},
              {"frames": 2000, "eval/return": ret, "eval/normalized_score": score}]
@@ -41,6 +41,17 @@ def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
     assert "0.30 ± 0.00 (1000; 1 seed)" in rows["4"]
     assert rows["1"].count("—") == 2
     assert "| hopper | 3264.3 | 18.4 |" in table
+
+
+def test_a_cell_with_a_source_is_read_from_that_run_folder(tmp_path):
+    grid = {**GRID, "sources": {"GAIL-PPO/hopper/4": "hopper_runs"}}
+    assert paper_table.cell_dir(grid, tmp_path, "GAIL-PPO", "hopper", 4) == tmp_path / "hopper_runs"
+    fake_result(tmp_path, "BC", 4, 0, 0.3, 1000.0)  # an unmapped cell keeps its own folder
+    assert paper_table.load_results(grid, tmp_path).keys() == {("BC", "hopper", 4)}
+    folder = tmp_path / "hopper_runs" / "seed_1"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"seed": 1, "final_normalized_score": 0.8}))
+    assert paper_table.load_results(grid, tmp_path)[("GAIL-PPO", "hopper", 4)][0]["seed"] == 1
 
 
 def test_curves_are_plotted_per_task_and_trajectory_count(tmp_path):
