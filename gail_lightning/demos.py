@@ -98,6 +98,7 @@ def manifest(folder: Path) -> list[dict]:
         entries.append({
             "file": path.name,
             "env_id": meta["env_id"],
+            "env_kwargs": meta.get("env_kwargs", {}),
             "episodes": demos.num_episodes,
             "expert_return_mean": meta["expert_return_mean"],
             "expert_return_std": meta["expert_return_std"],
