@@ -191,8 +191,9 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
         )
     try:
         with np.load(path, allow_pickle=False) as archive:
-            stored = {*archive.files, "next_observations"} if "final_observations" in archive.files \
-                else set(archive.files)
+            stored = set(archive.files)
+            if "final_observations" in stored:
+                stored.add("next_observations")  # rebuilt from it below
             missing = [k for k in (*ARRAYS, "metadata") if k not in stored]
             if missing:
                 raise DemoError(
