@@ -56,13 +56,19 @@ def cell_dir(grid: dict, results: Path, method: str, task: str, trajectories: in
     return results / source if source else results / "paper" / method / task / f"traj_{trajectories}"
 
 
+def cell_overrides(grid: dict, method: str, task: str, trajectories: int) -> list[str]:
+    """train.py overrides of a cell: its trajectory count, then the method's, then its row's."""
+    row = next(r for r in grid["rows"]
+               if r["task"] == task and method in r["methods"] and trajectories in r["trajectories"])
+    return [f"--data.num_trajectories={trajectories}", *grid["methods"][method].get("overrides", []),
+            *row.get("overrides", [])]
+
+
 def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: int, seed: int) -> None:
-    spec = grid["methods"][method]
-    config = ROOT / spec["config"].format(task=task)
-    overrides = [f"--data.num_trajectories={trajectories}", *spec.get("overrides", [])]
+    config = ROOT / grid["methods"][method]["config"].format(task=task)
     out = cell_dir(grid, results, method, task, trajectories)
     try:
-        run_seed(config, seed, out, overrides)
+        run_seed(config, seed, out, cell_overrides(grid, method, task, trajectories))
     except subprocess.CalledProcessError:  # one failed cell must not stop the grid
         print(f"{method} {task} {trajectories} seed {seed}: FAILED, see {out}/seed_{seed}/train.log",
               flush=True)
@@ -113,7 +119,22 @@ def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
     lines += ["", "| task | expert return | random return |", "|---|---|---|"]
     for task, ref in sorted(references.items()):
         lines.append(f"| {task} | {ref['expert']:.1f} | {ref['random']:.1f} |")
+    lines += ["", "Budget of one run (GAIL: env frames; BC: expert samples through the gradient) and its",
+              "mean wall time on this 2-core machine, usually sharing it with a second run:", "",
+              "| task | method | frames per run | minutes per run |", "|---|---|---|---|"]
+    for (method, task), runs in sorted(budgets(found).items(), key=lambda item: item[0][::-1]):
+        frames = "/".join(f"{f:,}" for f in sorted({r["frames"] for r in runs}))
+        minutes = statistics.mean(r["wall_s"] for r in runs) / 60
+        lines.append(f"| {task} | {method} | {frames} | {minutes:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def budgets(found: dict[tuple[str, str, int], list[dict]]) -> dict[tuple[str, str], list[dict]]:
+    """The runs of each (method, task) over all trajectory counts, for the budget table."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for (method, task, _), runs in found.items():
+        out.setdefault((method, task), []).extend(r for r in runs if "frames" in r and "wall_s" in r)
+    return {key: runs for key, runs in out.items() if runs}
 
 
 def plot_curves(grid: dict, results: Path, out: Path) -> list[Path]:

@@ -59,3 +59,26 @@ def test_curves_are_plotted_per_task_and_trajectory_count(tmp_path):
     written = paper_table.plot_curves(GRID, tmp_path, tmp_path)
     assert [p.name for p in written] == ["paper_hopper_traj1.png"]
     assert written[0].stat().st_size > 1000
+
+
+def test_a_rows_overrides_apply_to_its_cells_only():
+    grid = {
+        "methods": {"GAIL-PPO": {"config": "configs/{task}.yaml", "overrides": ["--data.subsample=20"]}},
+        "rows": [{"task": "hopper", "methods": ["GAIL-PPO"], "trajectories": [4], "seeds": 1,
+                  "overrides": ["--data.total_frames=1000"]},
+                 {"task": "walker2d", "methods": ["GAIL-PPO"], "trajectories": [4], "seeds": 1}],
+    }
+    assert paper_table.cell_overrides(grid, "GAIL-PPO", "hopper", 4) == [
+        "--data.num_trajectories=4", "--data.subsample=20", "--data.total_frames=1000"]
+    assert paper_table.cell_overrides(grid, "GAIL-PPO", "walker2d", 4) == [
+        "--data.num_trajectories=4", "--data.subsample=20"]
+
+
+def test_budget_table_lists_frames_and_minutes_per_method(tmp_path):
+    for seed, wall in ((0, 600.0), (1, 1200.0)):
+        fake_result(tmp_path, "GAIL-PPO", 4, seed, 1.0, 3000.0)
+        path = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / f"seed_{seed}" / "result.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "frames": 1_000_000, "wall_s": wall}))
+    table = paper_table.render(GRID, tmp_path, {})
+    assert "| hopper | GAIL-PPO | 1,000,000 | 15 |" in table
+    assert "| hopper | BC |" not in table
