@@ -68,6 +68,8 @@ class GAILModule(OnlineModule):
             set the value network's Adam fit, ``policy_lr`` its learning rate).
         max_kl: TRPO's bound on the mean KL between the old and the new policy.
         cg_damping: damping added to TRPO's Fisher-vector products.
+        compile_loss: ``torch.compile`` the PPO loss (forward and backward): about 1.7× faster
+            minibatch steps on CPU after ≈20 s of compiling at start; needs a C++ compiler.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class GAILModule(OnlineModule):
         policy_optimizer: Literal["ppo", "trpo"] = "ppo",
         max_kl: float = 0.01,
         cg_damping: float = 0.1,
+        compile_loss: bool = False,
     ) -> None:
         super().__init__()
         require_positive_model_args(
@@ -121,6 +124,8 @@ class GAILModule(OnlineModule):
             loss_critic_type="l2",
             normalize_advantage=True,
         )
+        if compile_loss:
+            self.ppo_loss.compile()  # in place: parameter names and checkpoints stay the same
         self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
         self.expert: TensorDict | None = None
 

@@ -167,3 +167,21 @@ def test_fit_with_the_trpo_policy_optimizer(demo_file, tmp_path):
     actor_opt = trainer.optimizers[0]
     assert not actor_opt.state, "TRPO moves the policy itself; its Adam must stay unused"
     assert 0 < trainer.callback_metrics["trpo/kl"] <= 0.01
+
+
+def test_compiled_ppo_loss_matches_eager_and_keeps_checkpoint_keys(demo_file):
+    torch.manual_seed(0)
+    eager, data = build(demo_file)
+    compiled, _ = build(demo_file, compile_loss=True)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    compiled.load_state_dict(eager.state_dict())
+    collector = Collector(make_env(ENV_ID, seed=1), eager.actor, frames_per_batch=64, total_frames=64)
+    batch = next(iter(collector))
+    with torch.no_grad():
+        eager.gae(batch)
+    for module in (eager, compiled):
+        out = module.ppo_loss(batch.clone())
+        (out["loss_objective"] + out["loss_critic"]).backward()
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
