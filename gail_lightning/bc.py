@@ -71,6 +71,7 @@ class BCModule(OnlineModule):
         self.expert: TensorDict | None = None
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = self.trainer.datamodule
         if datamodule.expert is None:
             raise UserInputError("BCModule learns from demonstrations: pass --data.demos <file>.")

@@ -138,6 +138,7 @@ class GAILModule(OnlineModule):
         return [actor, critic, disc]
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         batch = datamodule.hparams.frames_per_batch if datamodule is not None else None
         if batch is not None and batch % self.hparams.minibatch_size:

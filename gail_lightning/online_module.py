@@ -13,7 +13,7 @@ from torchrl.envs import EnvBase
 
 from gail_lightning.distributed import mean_grads_, no_grad_sync, world_size
 from gail_lightning.envs import episode_return, rollout_episodes
-from gail_lightning.errors import TrainingDivergedError
+from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.provenance import package_versions
 
 
@@ -34,6 +34,14 @@ class OnlineModule(L.LightningModule):
         self.automatic_optimization = False
         self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
         self._val_env: EnvBase | None = None
+
+    def setup(self, stage: str) -> None:
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            raise UserInputError(
+                f"--trainer.precision {self.trainer.precision} scales the loss with a GradScaler, which "
+                "these manual updates (gradient clipping and finiteness checks per optimizer) do "
+                "not unscale; use --trainer.precision bf16-mixed or 32-true."
+            )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["versions"] = package_versions()

@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import ENV_ID, deterministic_actions, fit
+from lightning.pytorch.plugins import MixedPrecision
 from torchrl.collectors import Collector
 
 from gail_lightning.data import CollectorDataModule
@@ -185,3 +186,13 @@ def test_compiled_ppo_loss_matches_eager_and_keeps_checkpoint_keys(demo_file):
     for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_grad_scaler_is_refused_before_training(demo_file, tmp_path):
+    # On a GPU, 16-mixed brings a GradScaler; the CPU plugin takes one explicitly.
+    module, data = build(demo_file)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))])
+    with pytest.raises(UserInputError, match="use --trainer.precision bf16-mixed or 32-true"):
+        trainer.fit(module, data)
+    assert int(module.frames) == 0
