@@ -3,6 +3,7 @@
     python benchmarks/paper_table.py                       # run what is missing, then render
     python benchmarks/paper_table.py --only hopper --jobs 2
     python benchmarks/paper_table.py --method BC           # the cheap cells first
+    python benchmarks/paper_table.py --only hopper --method GAIL-PPO --trajectories 25
     python benchmarks/paper_table.py --render-only
 
 The grid is benchmarks/paper_grid.yaml. Each cell is a `benchmarks/learn.py` seed run under
@@ -40,13 +41,17 @@ GRID = Path(__file__).resolve().parent / "paper_grid.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def cells(grid: dict, only: str | None = None, method: str | None = None) -> list[tuple[str, str, int, int]]:
-    """(method, task, trajectories, seed) of every run in the grid, or of one task's or method's."""
+def cells(
+    grid: dict, only: str | None = None, method: str | None = None, trajectories: int | None = None
+) -> list[tuple[str, str, int, int]]:
+    """(method, task, trajectories, seed) of every run in the grid, or of one task's, method's
+    or trajectory count's."""
     out = []
     for row in grid["rows"]:
         if only is None or row["task"] == only:
             methods = [m for m in row["methods"] if method is None or m == method]
-            out += itertools.product(methods, [row["task"]], row["trajectories"], range(row["seeds"]))
+            counts = [n for n in row["trajectories"] if trajectories is None or n == trajectories]
+            out += itertools.product(methods, [row["task"]], counts, range(row["seeds"]))
     return out
 
 
@@ -178,12 +183,13 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, default=GRID)
     parser.add_argument("--only", help="run only this task's cells (e.g. hopper)")
     parser.add_argument("--method", help="run only this method's cells (e.g. BC)")
+    parser.add_argument("--trajectories", type=int, help="run only cells with this many trajectories")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     grid = yaml.safe_load(args.grid.read_text())
     if not args.render_only:
-        todo = cells(grid, args.only, args.method)
+        todo = cells(grid, args.only, args.method, args.trajectories)
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda cell: run_cell(grid, RESULTS, *cell), todo))
     table = render(grid, RESULTS, references(grid))

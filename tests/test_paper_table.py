@@ -29,6 +29,7 @@ def test_grid_lists_every_cell():
     assert len(paper_table.cells(GRID)) == 2 * 2 * 2
     assert paper_table.cells(GRID, only="walker2d") == []
     assert paper_table.cells(GRID, method="BC") == [("BC", "hopper", n, s) for n in (1, 4) for s in (0, 1)]
+    assert paper_table.cells(GRID, method="BC", trajectories=4) == [("BC", "hopper", 4, 0), ("BC", "hopper", 4, 1)]
 
 
 def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
