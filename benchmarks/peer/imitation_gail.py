@@ -32,9 +32,12 @@ def trajectories(path: Path, n: int) -> list[types.Trajectory]:
     """Our demonstration file's first ``n`` episodes as imitation trajectories."""
     data = np.load(path)
     out, start = [], 0
-    for length in data["episode_lengths"][:n]:
+    for episode, length in enumerate(data["episode_lengths"][:n]):
         rows = slice(start, start + int(length))
-        obs = np.concatenate([data["observations"][rows], data["next_observations"][rows][-1:]])
+        # Format 2 stores each episode's last next-observation alone; older files store all.
+        last = (data["final_observations"][episode : episode + 1] if "final_observations" in data.files
+                else data["next_observations"][rows][-1:])
+        obs = np.concatenate([data["observations"][rows], last])
         out.append(types.Trajectory(obs=obs, acts=data["actions"][rows], infos=None,
                                     terminal=bool(data["terminated"][rows][-1])))
         start += int(length)
