@@ -68,7 +68,7 @@ class GAILModule(OnlineModule):
             set the value network's Adam fit, ``policy_lr`` its learning rate).
         max_kl: TRPO's bound on the mean KL between the old and the new policy.
         cg_damping: damping added to TRPO's Fisher-vector products.
-        compile_loss: ``torch.compile`` the PPO loss (forward and backward): about 1.7× faster
+        compile_loss: ``torch.compile`` the PPO loss (forward and backward): about 1.6× faster
             minibatch steps on CPU after ≈20 s of compiling at start; needs a C++ compiler.
     """
 

@@ -36,7 +36,8 @@ class OnlineModule(L.LightningModule):
         self._val_env: EnvBase | None = None
 
     def setup(self, stage: str) -> None:
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+        plugin = self.trainer.precision_plugin if self._trainer is not None else None
+        if getattr(plugin, "scaler", None) is not None:
             raise UserInputError(
                 f"--trainer.precision {self.trainer.precision} scales the loss with a GradScaler, which "
                 "these manual updates (gradient clipping and finiteness checks per optimizer) do "
