@@ -48,7 +48,7 @@ def demo_file(tmp_path: Path, demos: Demonstrations) -> Path:
     return path
 
 
-def fit(module: L.LightningModule, data: L.LightningDataModule, tmp_path: Path) -> L.Trainer:
+def fit(module: L.LightningModule, data: L.LightningDataModule, tmp_path: Path, **trainer_kwargs) -> L.Trainer:
     """Fit in this process until the module stops itself (its frame budget)."""
     trainer = L.Trainer(
         max_epochs=1,
@@ -57,6 +57,7 @@ def fit(module: L.LightningModule, data: L.LightningDataModule, tmp_path: Path) 
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         default_root_dir=tmp_path,
+        **trainer_kwargs,
     )
     trainer.fit(module, data)
     return trainer

@@ -191,8 +191,7 @@ def test_compiled_ppo_loss_matches_eager_and_keeps_checkpoint_keys(demo_file):
 def test_a_grad_scaler_is_refused_before_training(demo_file, tmp_path):
     # On a GPU, 16-mixed brings a GradScaler; the CPU plugin takes one explicitly.
     module, data = build(demo_file)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path,
-                        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))])
+    scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
     with pytest.raises(UserInputError, match="use --trainer.precision bf16-mixed or 32-true"):
-        trainer.fit(module, data)
+        fit(module, data, tmp_path, plugins=[scaler])
     assert int(module.frames) == 0

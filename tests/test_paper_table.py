@@ -15,13 +15,13 @@ GRID = {
 }
 
 
-def fake_result(results: Path, method: str, n: int, seed: int, score: float, ret: float) -> None:
+def fake_result(results: Path, method: str, n: int, seed: int, score: float, ret: float, **extra) -> None:
     folder = paper_table.cell_dir(GRID, results, method, "hopper", n) / f"seed_{seed}"
     folder.mkdir(parents=True)
     curve = [{"frames": 1000, "eval/return": ret / 2, "eval/normalized_score": score / 2},
              {"frames": 2000, "eval/return": ret, "eval/normalized_score": score}]
     (folder / "result.json").write_text(json.dumps({
-        "seed": seed, "final_normalized_score": score, "final_return": ret, "curve": curve,
+        "seed": seed, "final_normalized_score": score, "final_return": ret, "curve": curve, **extra,
     }))
 
 
@@ -77,9 +77,7 @@ def test_a_rows_overrides_apply_to_its_cells_only():
 
 def test_budget_table_lists_frames_and_minutes_per_method(tmp_path):
     for seed, wall in ((0, 600.0), (1, 1200.0)):
-        fake_result(tmp_path, "GAIL-PPO", 4, seed, 1.0, 3000.0)
-        path = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / f"seed_{seed}" / "result.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), "frames": 1_000_000, "wall_s": wall}))
+        fake_result(tmp_path, "GAIL-PPO", 4, seed, 1.0, 3000.0, frames=1_000_000, wall_s=wall)
     table = paper_table.render(GRID, tmp_path, {})
     assert "| hopper | GAIL-PPO | 1,000,000 | 15 |" in table
     assert "| hopper | BC |" not in table
