@@ -37,7 +37,7 @@ class CollectorDataModule(L.LightningDataModule):
         env_id: gymnasium id of a continuous-control env, e.g. ``Hopper-v5``.
         env_kwargs: keyword arguments of ``gymnasium.make(env_id, ...)``, e.g. the
             ``include_*_in_observation`` flags of Humanoid-v5; demonstrations must be
-            recorded with the same ones.
+            recorded with the same ones. ``None``: the ones ``demos`` records (none without).
         demos: path of a demonstration file (``.npz``), or ``minari:<folder-or-id>`` for a
             local Minari dataset; ``None`` when training an expert.
         num_trajectories: use the first N episodes of ``demos`` (``None``: all of them).
@@ -73,13 +73,17 @@ class CollectorDataModule(L.LightningDataModule):
             )
         self.save_hyperparameters()
         self.env_id = env_id
-        self.env_kwargs = env_kwargs or {}
+        recorded = self._read_demos() if demos is not None else None
+        if env_kwargs is None:  # the demos say how their env was made
+            same_env = recorded is not None and recorded.metadata["env_id"] == env_id
+            env_kwargs = recorded.metadata.get("env_kwargs", {}) if same_env else {}
+        self.env_kwargs = self.hparams["env_kwargs"] = env_kwargs  # checkpoints hold the options used
         probe = self.make_env()
         self.obs_dim: int = probe.observation_spec["observation"].shape[-1]
         self.action_low: list[float] = probe.action_spec.space.low.tolist()
         self.action_high: list[float] = probe.action_spec.space.high.tolist()
         probe.close()
-        self.demonstrations = self._load_demos() if demos is not None else None
+        self.demonstrations = self._select(recorded) if recorded is not None else None
         self.expert: TensorDict | None = (
             self.demonstrations.to_tensordict(subsample) if self.demonstrations is not None else None
         )
@@ -88,12 +92,15 @@ class CollectorDataModule(L.LightningDataModule):
         self._policy: nn.Module | None = None
         self._resume_state: dict[str, Any] | None = None
 
-    def _load_demos(self) -> Demonstrations:
+    def _read_demos(self) -> Demonstrations:
+        path = str(self.hparams.demos)
+        if path.startswith(MINARI_PREFIX):
+            return from_minari(path[len(MINARI_PREFIX):])
+        return load_demonstrations(path)
+
+    def _select(self, demos: Demonstrations) -> Demonstrations:
+        """The first ``num_trajectories`` episodes, once the demos are known to fit the env."""
         path, n = self.hparams.demos, self.hparams.num_trajectories
-        if str(path).startswith(MINARI_PREFIX):
-            demos = from_minari(str(path)[len(MINARI_PREFIX):])
-        else:
-            demos = load_demonstrations(path)
         check_compatible(demos, path, self.env_id, self.env_kwargs, self.obs_dim, len(self.action_low))
         if n is not None:
             if not 0 < n <= demos.num_episodes:

@@ -114,5 +114,7 @@ def test_env_options_survive_export_and_import(demos, root):
     assert from_minari("tests/opts-v0").metadata["env_kwargs"] == options
     data = CollectorDataModule(env_id="InvertedPendulum-v5", env_kwargs=options, demos="minari:tests/opts-v0")
     assert data.demonstrations.num_episodes == demos.num_episodes
+    unset = CollectorDataModule(env_id="InvertedPendulum-v5", demos="minari:tests/opts-v0")
+    assert unset.env_kwargs == unset.hparams.env_kwargs == options  # taken from the demos, checkpointed
     with pytest.raises(DemoError, match="recorded with env_kwargs .*reset_noise_scale.* --data.env_kwargs"):
-        CollectorDataModule(env_id="InvertedPendulum-v5", demos="minari:tests/opts-v0")
+        CollectorDataModule(env_id="InvertedPendulum-v5", env_kwargs={}, demos="minari:tests/opts-v0")
