@@ -5,9 +5,11 @@
     python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts c -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=4 --data.frames_per_batch=1024 --model.minibatch_size=128
 
 (a) plain gymnasium stepping with random actions, one process: the reference;
-(b) our collection alone (TorchRL collector over the config's envs, current policy);
+(b) our collection alone (the config's rollout workers, each batch requested when the
+    previous one arrived);
 (c) our full GAIL training loop (collect + discriminator + PPO/TRPO), `trainer.fit`;
-(d) the `imitation` library's GAIL (SB3 PPO) with 1 and part (c)'s env count, from
+(d) the `imitation` library's GAIL (SB3 PPO) with its documented example settings on 1
+    and part (c)'s env count, and with its tuned Hopper settings on 8 envs, from
     benchmarks/peer/.venv (made by benchmarks/peer/setup.sh; skipped if absent).
 Each part runs in its own process, so its peak RSS is its own. Arguments after `--` are
 train.py overrides for part (c); those of `--data.*` also set parts (b) and (d). Prints a
@@ -52,18 +54,23 @@ def raw_gym(config: dict, frames: int) -> dict:
 
 
 def collection(config: dict, frames: int) -> dict:
+    """The config's rollouts alone, every batch requested after the previous one arrived."""
     from gail_lightning.data import CollectorDataModule
     from gail_lightning.networks import RunningNorm, make_actor
 
-    dm = CollectorDataModule(**{**config["data"], "demos": None})
+    dm = CollectorDataModule(**{**config["data"], "demos": None, "overlap": False})
     actor = make_actor(RunningNorm(dm.obs_dim), dm.obs_dim, dm.action_low, dm.action_high,
                        config["model"].get("hidden_sizes", (100, 100)))
+    dm.rollouts.start(actor, seed=0)
+    next(dm.rollouts)  # workers built and warm
     seen, start = 0, time.perf_counter()
-    for batch in dm.make_collector(actor, seed=0):  # the collector training uses, endless
+    for batch in dm.rollouts:  # the rollouts training uses, endless
         seen += batch.numel()
         if seen >= frames:
             break
-    return {"frames": seen, "wall_s": time.perf_counter() - start}
+    wall = time.perf_counter() - start
+    dm.rollouts.close()
+    return {"frames": seen, "wall_s": wall}
 
 
 def training(config_path: Path, frames: int, overrides: list[str]) -> dict:
@@ -97,14 +104,15 @@ def in_child(part: str, config: Path, frames: int, overrides: list[str] = ()) ->
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def peer(frames: int, n_envs: int) -> dict | None:
+def peer(frames: int, n_envs: int, settings: str) -> dict | None:
     python = PEER / ".venv" / "bin" / "python"
     if not (PEER / ".venv" / "READY").exists():
         print("(d) skipped: no finished benchmarks/peer/.venv; run bash benchmarks/peer/setup.sh "
               "to compare with imitation", flush=True)
         return None
     proc = subprocess.run(
-        [str(python), str(PEER / "imitation_gail.py"), "--frames", str(frames), "--n-envs", str(n_envs)],
+        [str(python), str(PEER / "imitation_gail.py"), "--frames", str(frames), "--n-envs", str(n_envs),
+         "--settings", settings],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     if proc.returncode != 0:
@@ -139,9 +147,11 @@ def main() -> None:
     n_envs = config["data"].get("num_envs", 1)  # part (d) runs with part (c)'s env count
     parts = {name: in_child(name, args.config, args.frames, overrides) for name in "abc" if name in args.parts}
     for n in sorted({1, n_envs}) if "d" in args.parts else ():
-        result = peer(args.frames, n)
+        result = peer(args.frames, n, "example")
         if result is not None:
             parts[f"d_{n}_envs"] = result
+    if "d" in args.parts and (result := peer(args.frames, 8, "tuned")) is not None:
+        parts["d_tuned_8_envs"] = result
     rate = {k: v["frames_per_s"] for k, v in parts.items()}
     ratios = {"c/a": rate["c"] / rate["a"]} if {"a", "c"} <= rate.keys() else {}
     if "c" in rate and f"d_{n_envs}_envs" in rate:

@@ -86,7 +86,7 @@ class BCModule(OnlineModule):
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         # The collector's iterator is never advanced: BC learns from the demonstrations alone.
-        frames = self.trainer.datamodule.hparams.frames_per_batch
+        frames = self.frames_per_batch
         size = self.hparams.batch_size
         losses = []
         for _ in range(max(1, frames // size)):

@@ -13,7 +13,6 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torchmetrics.aggregation import MeanMetric
 
-from gail_lightning.envs import episode_return, rollout_episodes
 from gail_lightning.errors import UserInputError
 
 
@@ -28,7 +27,8 @@ class ExpertScore(L.Callback):
     Args:
         eval_every_frames: env frames between evaluations.
         episodes: evaluation episodes per evaluation.
-        seed_offset: evaluation k seeds its env with data seed + seed_offset + k.
+        seed_offset: episode i of evaluation k resets its env with seed
+            data seed + seed_offset + k * episodes + i.
     """
 
     def __init__(self, eval_every_frames: int = 50_000, episodes: int = 5, seed_offset: int = 10_000) -> None:
@@ -39,22 +39,20 @@ class ExpertScore(L.Callback):
         self.seed_offset = seed_offset
         self.mean_return = MeanMetric(sync_on_compute=False)  # rank 0 alone evaluates
         self.history: list[dict[str, float]] = []
-        self._env = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         frames = int(pl_module.frames)
-        step = trainer.datamodule.hparams.frames_per_batch
+        step = pl_module.frames_per_batch * trainer.world_size  # frames counts every rank's
         crossed = frames // self.eval_every_frames > (frames - step) // self.eval_every_frames
-        if crossed or frames >= trainer.datamodule.total_frames:
+        if crossed or frames >= pl_module.total_frames:
             self.evaluate(trainer, pl_module)
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        data = trainer.datamodule
         mean_return = trainer.strategy.broadcast(  # rank 0 runs the episodes, DDP ranks share its score
-            self._mean_return(data, pl_module) if trainer.is_global_zero else None
+            self._mean_return(trainer.datamodule.hparams.seed, pl_module) if trainer.is_global_zero else None
         )
         metrics = {"eval/return": mean_return}
-        score = data.normalized_score(metrics["eval/return"])
+        score = pl_module.normalized_score(metrics["eval/return"])
         if score is not None:
             metrics["eval/normalized_score"] = score
         # Logged for the progress bar and ModelCheckpoint's monitor; Lightning repeats a step
@@ -68,15 +66,13 @@ class ExpertScore(L.Callback):
             tmp.replace(path)
         return metrics
 
-    def _mean_return(self, data: L.LightningDataModule, pl_module: L.LightningModule) -> float:
-        if self._env is None:
-            self._env = data.make_env()
-        # Reseeded per evaluation: a score depends only on the weights and the evaluation's
-        # index, not on how many episodes earlier evaluations (or an earlier process) ran.
-        self._env.set_seed(data.hparams.seed + self.seed_offset + len(self.history))
+    def _mean_return(self, seed: int, pl_module: L.LightningModule) -> float:
+        # Evaluation k's episodes have seeds of their own: a score depends only on the
+        # weights and the evaluation's index, not on earlier evaluations or processes.
+        first = seed + self.seed_offset + len(self.history) * self.episodes
         self.mean_return.reset()
-        for episode in rollout_episodes(self._env, data.policy(pl_module.actor), self.episodes):
-            self.mean_return.update(episode_return(episode))
+        for value in pl_module.evaluator.returns(pl_module.actor, range(first, first + self.episodes)):
+            self.mean_return.update(value)
         return self.mean_return.compute().item()
 
     def state_dict(self) -> dict[str, list[dict[str, float]]]:
@@ -103,7 +99,7 @@ class FramesProgressBar(TQDMProgressBar):
 
     def _count_frames(self, trainer: L.Trainer) -> None:
         bar = self.train_progress_bar
-        bar.reset(total=trainer.datamodule.total_frames)
+        bar.reset(total=trainer.lightning_module.total_frames)
         bar.set_description(f"Epoch {trainer.current_epoch}")
         bar.unit = "frames"
         bar.initial = bar.n = int(trainer.lightning_module.frames)

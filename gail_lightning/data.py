@@ -1,17 +1,13 @@
-"""On-policy batches from a TorchRL collector, and the expert demonstrations, as a DataModule."""
+"""The expert demonstrations and the settings of on-policy collection, as a DataModule."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from tensordict import TensorDict
-from torch import nn
-from torchrl.collectors import Collector
-from torchrl.envs import TransformedEnv
 
 from gail_lightning.demonstrations import (
     DemoError,
@@ -19,18 +15,19 @@ from gail_lightning.demonstrations import (
     check_compatible,
     load_demonstrations,
 )
-from gail_lightning.env_state import instabilities, restore, snapshot
-from gail_lightning.envs import make_env
+from gail_lightning.envs import VectorGymEnv, make_env
 from gail_lightning.errors import UserInputError
+from gail_lightning.evaluation import Evaluator
 from gail_lightning.minari_io import PREFIX as MINARI_PREFIX
 from gail_lightning.minari_io import from_minari
+from gail_lightning.rollouts import Rollouts
 
 
 class CollectorDataModule(L.LightningDataModule):
-    """Serves on-policy TensorDict batches collected with the module's current policy.
+    """The demonstrations, and the ``Rollouts`` that serve the training batches.
 
-    The envs step on the CPU in this process, with a CPU copy of the module's actor
-    (``policy``) that takes the actor's weights before every batch and evaluation, so the
+    The envs step on the CPU, in ``num_workers`` processes beside the learner, each with a
+    CPU copy of the module's actor that takes its weights with every batch request, so the
     networks may train on a GPU while collection stays on the CPU.
 
     Args:
@@ -44,7 +41,15 @@ class CollectorDataModule(L.LightningDataModule):
         subsample: use every k-th expert (s, a) pair of each episode (Ho & Ermon used 20).
         frames_per_batch: env frames per training batch (summed over envs; per rank under DDP).
         total_frames: env frames after which training stops (summed over DDP ranks).
-        num_envs: env copies stepped together; ``frames_per_batch`` must be a multiple.
+        num_envs: env copies stepped together by each worker.
+        num_workers: collector processes, each stepping ``num_envs`` envs with its own seeds
+            and collecting ``frames_per_batch / num_workers`` frames of each batch; 0
+            collects in the training process. ``frames_per_batch`` must be a multiple of
+            ``num_workers * num_envs``.
+        overlap: collect batch k+1 while the learner updates on batch k (needs a worker
+            process): batch k+1 is then collected by the weights before that update, one
+            update behind, always. ``False``: every batch by the current weights (strictly
+            on-policy, as in the paper).
         seed: seed of the envs; the CLI also seeds torch with it.
         val_episodes: deterministic episodes run by ``validate`` (and once when ``fit`` ends).
     """
@@ -59,17 +64,27 @@ class CollectorDataModule(L.LightningDataModule):
         frames_per_batch: int = 2048,
         total_frames: int = 1_000_000,
         num_envs: int = 1,
+        num_workers: int = 1,
+        overlap: bool = True,
         seed: int = 0,
         val_episodes: int = 10,
     ) -> None:
         super().__init__()
-        if min(frames_per_batch, total_frames, num_envs, val_episodes, subsample) <= 0:
+        if min(frames_per_batch, total_frames, num_envs, val_episodes, subsample) <= 0 or num_workers < 0:
             raise UserInputError(
-                "--data.frames_per_batch, total_frames, num_envs, val_episodes and subsample must be > 0."
+                "--data.frames_per_batch, total_frames, num_envs, val_episodes and subsample must "
+                "be > 0, and num_workers >= 0."
             )
-        if frames_per_batch % num_envs:
+        envs = num_envs * max(1, num_workers)
+        if frames_per_batch % envs:
             raise UserInputError(
-                f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs ({num_envs})."
+                f"frames_per_batch ({frames_per_batch}) must be a multiple of num_envs x num_workers "
+                f"({num_envs} x {max(1, num_workers)} = {envs})."
+            )
+        if overlap and num_workers == 0:
+            raise UserInputError(
+                "--data.overlap true collects beside the learner in a worker process: set "
+                "--data.num_workers 1 (or more), or --data.overlap false."
             )
         self.save_hyperparameters()
         self.env_id = env_id
@@ -80,16 +95,17 @@ class CollectorDataModule(L.LightningDataModule):
         self.env_kwargs = self.hparams["env_kwargs"] = env_kwargs  # checkpoints hold the options used
         probe = self.make_env()
         self.obs_dim: int = probe.observation_spec["observation"].shape[-1]
-        self.action_low: list[float] = probe.action_spec.space.low.tolist()
-        self.action_high: list[float] = probe.action_spec.space.high.tolist()
+        self.action_low: list[float] = probe.action_spec.space.low[0].tolist()
+        self.action_high: list[float] = probe.action_spec.space.high[0].tolist()
         probe.close()
         self.demonstrations = self._select(recorded) if recorded is not None else None
         self.expert: TensorDict | None = (
             self.demonstrations.to_tensordict(subsample) if self.demonstrations is not None else None
         )
         self.total_frames = total_frames
-        self.collector: Collector | None = None
-        self._policy: nn.Module | None = None
+        self.frames_per_batch = frames_per_batch
+        self.rollouts = Rollouts(env_id, self.env_kwargs, num_envs, frames_per_batch, num_workers, overlap)
+        self.evaluator = Evaluator(self.make_env)
         self._resume_state: dict[str, Any] | None = None
 
     def _read_demos(self) -> Demonstrations:
@@ -125,67 +141,41 @@ class CollectorDataModule(L.LightningDataModule):
             return None
         return (episode_return - self.random_return) / (self.expert_return - self.random_return)
 
-    def train_dataloader(self) -> Collector:
-        """An endless collector: the module stops the run once ``total_frames`` are seen.
+    def train_dataloader(self) -> Rollouts:
+        """Endless rollouts: the module stops the run once ``total_frames`` are seen.
 
-        Stopping on frames rather than on the collector's own budget lets
-        ``fit --ckpt_path last`` resume (or extend) a run: the restored frame counter, not
-        the epoch count, decides what is left.
+        Stopping on frames rather than on a collector budget lets ``fit --ckpt_path last``
+        resume (or extend) a run: the restored frame counter, not the epoch count, decides
+        what is left.
         """
         module, rank = self.trainer.lightning_module, self.trainer.global_rank
         seed = self.hparams.seed + int(module.frames) + 1_000_000 * rank  # DDP: own envs per rank
         if rank > 0:
             torch.manual_seed(seed)  # own minibatches and expert samples per rank
-        self.collector = self.make_collector(self.policy(module.actor), seed)
+        self.rollouts.start(module.actor, seed)
         if self._resume_state is not None:
             self._restore(self._resume_state)
             self._resume_state = None
-        return self.collector
+        return self.rollouts
 
-    def make_env(self, num_envs: int = 1, seed: int | None = None) -> TransformedEnv:
+    def teardown(self, stage: str) -> None:
+        self.rollouts.close()
+
+    def make_env(self, num_envs: int = 1, seed: int | None = None) -> VectorGymEnv:
         """This run's env (``env_id`` with ``env_kwargs``), ``num_envs`` copies stepped together."""
         return make_env(self.env_id, num_envs, seed=seed, env_kwargs=self.env_kwargs)
 
-    def make_collector(self, policy: nn.Module, seed: int) -> Collector:
-        """An endless collector of ``frames_per_batch`` frames over ``num_envs`` seeded envs."""
-        return Collector(
-            self.make_env(self.hparams.num_envs, seed=seed),
-            policy,
-            frames_per_batch=self.hparams.frames_per_batch,
-            auto_register_policy_transforms=False,  # the MLP policy needs no env transforms
-        )
-
-    def policy(self, actor: nn.Module) -> nn.Module:
-        """The CPU copy of ``actor`` the envs are stepped with, holding ``actor``'s current weights.
-
-        One small weight copy per batch, instead of moving every env step to the
-        networks' device and back.
-        """
-        if self._policy is None:
-            self._policy = copy.deepcopy(actor).cpu()
-        else:
-            self._policy.load_state_dict(actor.state_dict())
-        return self._policy
-
-    @property
-    def instabilities(self) -> int:
-        """Env steps cut short so far because the simulation blew up (see ``SimulationGuard``)."""
-        return 0 if self.collector is None else instabilities(self.collector.env)
-
     def state_dict(self) -> dict[str, Any]:
-        """Where collection stands: env states, the in-flight step and the torch RNG.
+        """Where collection stands: the workers' envs and generators, the batch in flight,
+        and this process's torch RNG.
 
-        With these a resumed run collects exactly the batch the interrupted run would have.
+        With these a resumed run collects exactly the batches the interrupted run would have.
         The torch RNG is here, not with the module, because it must be set after the
-        collector is built: building it runs the policy once, which draws actions.
+        workers are built: building an in-process collector runs the policy once, which
+        draws actions.
         """
-        if self.collector is None:
-            return {}
-        return {
-            "envs": snapshot(self.collector.env),
-            "carrier": self.collector._carrier.to_dict(),  # the step the collector resumes from
-            "torch_rng": torch.get_rng_state(),
-        }
+        state = self.rollouts.state_dict()
+        return {**state, "torch_rng": torch.get_rng_state()} if state else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume_state = state or None
@@ -194,18 +184,14 @@ class CollectorDataModule(L.LightningDataModule):
         if self.trainer.world_size > 1:
             rank_zero_warn("Under DDP the checkpoint holds rank 0's envs only: every rank starts fresh episodes.")
             return
-        if state["envs"] is None:
+        if "workers" not in state:
+            raise UserInputError(
+                "This checkpoint holds collection state from before rollout workers (2026-12-03); "
+                "resume it with that version of gail_lightning, or start a new run."
+            )
+        if any(worker["envs"] is None for worker in state["workers"]):
             rank_zero_warn(f"{self.env_id} is not a MuJoCo env: the resumed run starts fresh episodes.")
-        else:
-            saved = len(state["envs"])
-            if saved != self.hparams.num_envs:
-                raise UserInputError(
-                    f"The checkpoint was collecting with {saved} envs but --data.num_envs is "
-                    f"{self.hparams.num_envs}; resume with --data.num_envs {saved}."
-                )
-            restore(self.collector.env, state["envs"])
-            carrier = self.collector._carrier
-            carrier.update(TensorDict(state["carrier"], batch_size=carrier.batch_size))
+        self.rollouts.load_state_dict(state)
         torch.set_rng_state(state["torch_rng"])
 
     def val_dataloader(self) -> list[int]:

@@ -1,8 +1,8 @@
 """Exact snapshot and restore of the training envs, so a resumed run continues bit for bit.
 
 A snapshot holds, per gymnasium env: the whole MuJoCo ``MjData`` (pickled, compressed,
-20-40 kB), the env's random generator, the time-limit step count and the instability
-count. The whole ``MjData`` and not just the integration state (``mj_getState``), because
+20-40 kB), the env's random generator, the time-limit step count, the instability count,
+and the episode's step count and return so far. The whole ``MjData`` and not just the integration state (``mj_getState``), because
 rewards such as Ant's and Humanoid's read quantities derived from the previous substep
 (body positions), which a restored state alone does not reproduce. Everything is stored
 as tensors, ints and strings, so a checkpoint holding it loads with ``weights_only=True``.
@@ -17,15 +17,8 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import torch
-from torchrl.envs import TransformedEnv
 
-from gail_lightning.envs import SimulationGuard
-
-
-def gym_envs(env: TransformedEnv) -> list[gym.Env]:
-    """The gymnasium envs under a ``make_env`` env, in batch order."""
-    gym_env = env.base_env._env  # torchrl's GymWrapper keeps the gym env in ``_env``
-    return list(gym_env.envs) if isinstance(gym_env, gym.vector.VectorEnv) else [gym_env]
+from gail_lightning.envs import SimulationGuard, VectorGymEnv
 
 
 def _find(env: gym.Env, kind: type) -> gym.Env | None:
@@ -36,15 +29,10 @@ def _find(env: gym.Env, kind: type) -> gym.Env | None:
     return None
 
 
-def instabilities(env: TransformedEnv) -> int:
-    """Steps, over all envs, that ``SimulationGuard`` cut short because the physics blew up."""
-    return sum(_find(g, SimulationGuard).instabilities for g in gym_envs(env))
-
-
-def snapshot(env: TransformedEnv) -> list[dict[str, Any]] | None:
+def snapshot(env: VectorGymEnv) -> list[dict[str, Any]] | None:
     """The state of every gymnasium env under ``env``; None if they are not MuJoCo envs."""
     states = []
-    for g in gym_envs(env):
+    for i, g in enumerate(env.gym_envs):
         sim = g.unwrapped
         if not hasattr(sim, "data"):
             return None
@@ -54,16 +42,20 @@ def snapshot(env: TransformedEnv) -> list[dict[str, Any]] | None:
             "np_random": sim.np_random.bit_generator.state,
             "elapsed_steps": _find(g, gym.wrappers.TimeLimit)._elapsed_steps,
             "instabilities": _find(g, SimulationGuard).instabilities,
+            "step_count": int(env.step_counts[i]),
+            "episode_return": float(env.returns[i]),
         })
     return states
 
 
-def restore(env: TransformedEnv, states: list[dict[str, Any]]) -> None:
+def restore(env: VectorGymEnv, states: list[dict[str, Any]]) -> None:
     """Put back a ``snapshot`` into an env built the same way (same id and env count)."""
-    for g, state in zip(gym_envs(env), states, strict=True):
+    for i, (g, state) in enumerate(zip(env.gym_envs, states, strict=True)):
         sim = g.unwrapped
         saved = pickle.loads(zlib.decompress(state["physics"].numpy().tobytes()))
         mujoco.mj_copyData(sim.data, sim.model, saved)  # in place: wrappers hold ``sim.data``
         sim.np_random.bit_generator.state = state["np_random"]
         _find(g, gym.wrappers.TimeLimit)._elapsed_steps = state["elapsed_steps"]
         _find(g, SimulationGuard).instabilities = state["instabilities"]
+        env.step_counts[i] = state["step_count"]
+        env.returns[i] = state["episode_return"]

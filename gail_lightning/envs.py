@@ -9,16 +9,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
-from tensordict import TensorDictBase
-from torchrl.envs import (
-    Compose,
-    DoubleToFloat,
-    EnvBase,
-    RewardSum,
-    StepCounter,
-    TransformedEnv,
-)
-from torchrl.envs.libs.gym import GymWrapper
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gail_lightning.errors import UserInputError
@@ -94,30 +87,116 @@ class SimulationGuard(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class VectorGymEnv(EnvBase):
+    """``num_envs`` gymnasium envs stepped as one TorchRL batch ``[num_envs]``.
+
+    Each step writes float32 observations, the reward, terminated/truncated/done, and each
+    episode's step count and return so far (``step_count``, ``episode_reward``). Written by
+    hand in place of ``GymWrapper`` + ``DoubleToFloat`` + ``StepCounter`` + ``RewardSum``
+    (and gymnasium's ``SyncVectorEnv``), which cost 0.06 ms per frame over the physics
+    (0.14 ms) with 8 envs here: a third of the collection time went to TorchRL's generic
+    spec handling and per-transform TensorDict copies. ``_reset`` resets only the envs the
+    collector marks (``"_reset"``), so each copy keeps its own episodes.
+    """
+
+    def __init__(self, env_id: str, num_envs: int, env_kwargs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(batch_size=torch.Size([num_envs]))
+        self.gym_envs: list[gym.Env] = [
+            SimulationGuard(gym.make(env_id, **(env_kwargs or {}))) for _ in range(num_envs)
+        ]
+        space = self.gym_envs[0].action_space
+        obs_dim = self.gym_envs[0].observation_space.shape[0]
+        n = num_envs
+        self.observation_spec = Composite(
+            observation=Unbounded((n, obs_dim)),
+            step_count=Unbounded((n, 1), dtype=torch.int64),
+            episode_reward=Unbounded((n, 1)),
+            shape=(n,),
+        )
+        self.action_spec = Bounded(
+            torch.as_tensor(space.low, dtype=torch.float32).expand(n, -1),
+            torch.as_tensor(space.high, dtype=torch.float32).expand(n, -1),
+            shape=(n, space.shape[0]),
+        )
+        self.reward_spec = Unbounded((n, 1))
+        self.done_spec = Composite(
+            done=Categorical(2, (n, 1), dtype=torch.bool),
+            terminated=Categorical(2, (n, 1), dtype=torch.bool),
+            truncated=Categorical(2, (n, 1), dtype=torch.bool),
+            shape=(n,),
+        )
+        self.step_counts = np.zeros(n, dtype=np.int64)
+        self.returns = np.zeros(n, dtype=np.float32)
+        self._seeds: list[int | None] = [None] * n
+        self._obs = np.zeros((n, obs_dim), dtype=np.float32)
+
+    def _set_seed(self, seed: int | None) -> None:
+        """Env ``i`` takes ``seed + i`` at its next reset, as gymnasium's vector envs do."""
+        self._seeds = [None if seed is None else seed + i for i in range(self.batch_size[0])]
+
+    def _reset(self, tensordict: TensorDictBase | None) -> TensorDictBase:
+        n = self.batch_size[0]
+        mask = np.ones(n, dtype=bool) if tensordict is None or "_reset" not in tensordict.keys() \
+            else tensordict["_reset"].reshape(n).numpy()
+        obs = self._obs.copy()
+        for i in np.flatnonzero(mask):
+            obs[i], _ = self.gym_envs[i].reset(seed=self._seeds[i])
+            self._seeds[i] = None
+        self.step_counts[mask] = 0
+        self.returns[mask] = 0.0
+        self._obs = obs
+        false = torch.zeros(n, 1, dtype=torch.bool)
+        return TensorDict(
+            {
+                "observation": torch.from_numpy(obs),
+                "step_count": torch.from_numpy(self.step_counts.copy()).unsqueeze(-1),
+                "episode_reward": torch.from_numpy(self.returns.copy()).unsqueeze(-1),
+                "done": false, "terminated": false.clone(), "truncated": false.clone(),
+            },
+            batch_size=self.batch_size,
+        )
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        n = self.batch_size[0]
+        actions = tensordict["action"].numpy()
+        obs = np.empty_like(self._obs)
+        reward = np.empty(n, dtype=np.float32)
+        terminated = np.empty(n, dtype=bool)
+        truncated = np.empty(n, dtype=bool)
+        for i, env in enumerate(self.gym_envs):
+            obs[i], reward[i], terminated[i], truncated[i], _ = env.step(actions[i])
+        self.step_counts += 1
+        self.returns += reward
+        self._obs = obs
+        return TensorDict(
+            {
+                "observation": torch.from_numpy(obs),
+                "reward": torch.from_numpy(reward).unsqueeze(-1),
+                "step_count": torch.from_numpy(self.step_counts.copy()).unsqueeze(-1),
+                "episode_reward": torch.from_numpy(self.returns.copy()).unsqueeze(-1),
+                "terminated": torch.from_numpy(terminated).unsqueeze(-1),
+                "truncated": torch.from_numpy(truncated).unsqueeze(-1),
+                "done": torch.from_numpy(terminated | truncated).unsqueeze(-1),
+            },
+            batch_size=self.batch_size,
+        )
+
+    def close(self, *, raise_if_closed: bool = True) -> None:
+        for env in self.gym_envs:
+            env.close()
+        super().close(raise_if_closed=raise_if_closed)
+
+
 def make_env(
     env_id: str,
     num_envs: int = 1,
     seed: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
-) -> TransformedEnv:
-    """TorchRL env with float32 observations, step counts and episode returns; each gym env
-    is wrapped in ``SimulationGuard``. ``env_kwargs`` go to ``gymnasium.make``.
-
-    ``num_envs > 1`` steps the copies in one process as one gymnasium ``SyncVectorEnv``, so
-    TorchRL does its per-step TensorDict work once for the whole batch, not once per copy
-    (2-3x the frames/s of ``SerialEnv`` here); worker processes cost more in IPC than a
-    MuJoCo step on few cores. Autoreset is off: TorchRL resets the finished copies itself
-    and keeps each episode's true last observation.
-    """
+) -> VectorGymEnv:
+    """``num_envs`` copies of ``env_id`` (made with ``env_kwargs``) as one batched TorchRL env,
+    each wrapped in ``SimulationGuard``; seeded with ``seed`` (copy ``i`` with ``seed + i``)."""
     check_env_id(env_id, env_kwargs)
-
-    def one() -> gym.Env:
-        return SimulationGuard(gym.make(env_id, **(env_kwargs or {})))
-
-    gym_env = one() if num_envs == 1 else gym.vector.SyncVectorEnv(
-        [one] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
-    )
-    env = TransformedEnv(GymWrapper(gym_env), Compose(DoubleToFloat(), StepCounter(), RewardSum()))
+    env = VectorGymEnv(env_id, num_envs, env_kwargs)
     if seed is not None:
         env.set_seed(seed)
     return env
@@ -131,14 +210,14 @@ def rollout_episodes(
     deterministic: bool = True,
     max_steps: int = 100_000,
 ) -> list[TensorDictBase]:
-    """Run ``episodes`` whole episodes one after another; ``policy=None`` acts at random."""
+    """Run ``episodes`` whole episodes one after another in a one-env ``make_env`` env; each
+    comes back as ``[steps]``. ``policy=None`` acts at random."""
     mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
     runs = []
     with set_exploration_type(mode):
         for _ in range(episodes):
-            runs.append(
-                env.rollout(max_steps, policy=policy, break_when_any_done=True, auto_reset=True)
-            )
+            run = env.rollout(max_steps, policy=policy, break_when_any_done=True, auto_reset=True)
+            runs.append(run.squeeze(0))
     return runs
 
 

@@ -140,7 +140,7 @@ class GAILModule(OnlineModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
-        batch = datamodule.hparams.frames_per_batch if datamodule is not None else None
+        batch = self.frames_per_batch
         if batch is not None and batch % self.hparams.minibatch_size:
             raise UserInputError(
                 f"--data.frames_per_batch ({batch}) is not divisible by "
@@ -179,6 +179,7 @@ class GAILModule(OnlineModule):
                 logits = self.discriminator(batch["observation"], batch["action"])
             batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
             metrics["reward/learned_mean"] = batch["next", "reward"].mean()
+        metrics |= self._policy_lag(flat)
         with torch.no_grad():
             self.gae(batch)
         if self.hparams.policy_optimizer == "trpo":
@@ -214,6 +215,20 @@ class GAILModule(OnlineModule):
             "loss/discriminator": loss.detach(),
             "disc/expert_accuracy": (expert_logits > 0).float().mean(),
             "disc/policy_accuracy": (policy_logits < 0).float().mean(),
+        }
+
+    @torch.no_grad()
+    def _policy_lag(self, flat: TensorDictBase) -> dict[str, torch.Tensor]:
+        """How far the current policy is from the one that collected the batch: the
+        importance ratio π/π_behaviour of the batch's actions and the KL estimate
+        E[r − 1 − log r] (0 and 1 when collection is strictly on-policy)."""
+        log_ratio = self.actor.get_dist(flat.select("observation").clone()).log_prob(flat["action"])
+        log_ratio = (log_ratio - flat["action_log_prob"]).float()
+        ratio = log_ratio.exp()
+        return {
+            "lag/ratio_mean": ratio.mean(),
+            "lag/ratio_max": ratio.max(),
+            "lag/kl": (ratio - 1 - log_ratio).mean(),
         }
 
     def _ppo_step(
@@ -258,8 +273,7 @@ class GAILModule(OnlineModule):
     def _anneal_lr(self, *opts: torch.optim.Optimizer) -> None:
         if not self.hparams.anneal_lr or self._trainer is None:
             return
-        total = self.trainer.datamodule.total_frames
-        fraction = max(0.0, 1.0 - self.frames.item() / total)
+        fraction = max(0.0, 1.0 - self.frames.item() / self.total_frames)
         for opt in opts:
             for group in opt.param_groups:
                 group["lr"] = self.hparams.policy_lr * fraction

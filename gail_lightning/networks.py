@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
-from tensordict.nn import AddStateIndependentNormalScale, NormalParamExtractor, TensorDictModule
+from tensordict import TensorDictBase
+from tensordict.nn import (
+    AddStateIndependentNormalScale,
+    NormalParamExtractor,
+    TensorDictModule,
+    TensorDictModuleBase,
+)
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType
@@ -117,6 +124,42 @@ def make_actor(
         return_log_prob=True,
         default_interaction_type=ExplorationType.RANDOM,
     )
+
+
+class ActionSampler(TensorDictModuleBase):
+    """Draws actions from a ``make_actor`` policy in plain torch, for collection.
+
+    Same networks (shared, not copied), same tanh-squashed Gaussian, and the
+    ``action_log_prob`` that the actor's ``TanhNormal`` gives the drawn action (through
+    the inverse tanh of the action, as PPO recomputes it). Hand-written because the
+    actor's generic path (a distribution object per call, ``TensorDict.from_any`` per
+    output key) cost 0.75 ms per call against 0.09 ms for its networks (8 envs, one
+    core): more than the MuJoCo steps it drives.
+    """
+
+    in_keys = ["observation"]
+    out_keys = ["loc", "scale", "action", "action_log_prob"]
+
+    def __init__(self, actor: ProbabilisticActor) -> None:
+        super().__init__()
+        self.params = actor.module[0].module  # observation -> (loc, scale)
+        bounds = actor.module[-1].distribution_kwargs
+        self.register_buffer("center", (bounds["high"] + bounds["low"]) / 2)
+        self.register_buffer("radius", (bounds["high"] - bounds["low"]) / 2)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        loc, scale = self.params(tensordict.get("observation"))
+        lim = 1.0 - torch.finfo(loc.dtype).resolution  # TanhNormal's safe tanh bound
+        action = self.center + self.radius * (loc + scale * torch.randn_like(loc)).tanh().clamp(-lim, lim)
+        pre = ((action - self.center) / self.radius).clamp(-lim, lim).atanh()
+        log_prob = (
+            -((pre - loc) / scale).pow(2) / 2 - scale.log() - math.log(math.sqrt(2 * math.pi))
+            - 2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))  # log |d tanh / d pre|
+            - self.radius.log()
+        ).sum(-1)
+        for key, value in zip(self.out_keys, (loc, scale, action, log_prob)):
+            tensordict.set(key, value)
+        return tensordict
 
 
 def make_critic(obs_norm: RunningNorm, obs_dim: int, hidden_sizes: Sequence[int]) -> ValueOperator:

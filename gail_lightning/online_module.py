@@ -3,37 +3,46 @@ episode metrics and the validation episode."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import lightning as L
 import torch
 from tensordict import TensorDictBase
-from torchrl.envs import EnvBase
 
 from gail_lightning.distributed import mean_grads_, no_grad_sync, world_size
-from gail_lightning.envs import episode_return, rollout_episodes
 from gail_lightning.errors import TrainingDivergedError, UserInputError
+from gail_lightning.evaluation import Evaluator
 from gail_lightning.provenance import package_versions
+from gail_lightning.rollouts import Rollouts
 
 
 class OnlineModule(L.LightningModule):
-    """Base of ``GAILModule`` and ``SACModule``: manual optimization on collector batches.
+    """Base of ``GAILModule``, ``SACModule`` and ``BCModule``: manual optimization on
+    rollout batches.
 
-    Subclasses build ``self.actor`` (the policy the collector runs and evaluation scores)
-    and write ``training_step``; they count frames in ``self.frames``, which decides when
-    the run stops (``data.total_frames``) and when evaluation runs, and is saved in
-    checkpoints. Under DDP every rank collects its own batches; ``update`` averages the
-    gradients over ranks and ``frames`` counts the frames of all ranks.
+    Subclasses build ``self.actor`` (the policy the rollout workers run and evaluation
+    scores) and write ``training_step``; they count frames in ``self.frames``, which
+    decides when the run stops (``data.total_frames``) and when evaluation runs, and is
+    saved in checkpoints. Under DDP every rank collects its own batches; ``update``
+    averages the gradients over ranks and ``frames`` counts the frames of all ranks.
+
+    ``setup`` links the DataModule's rollouts, evaluator, frame budget and batch size
+    once; nothing reads the DataModule while training.
     """
 
     actor: torch.nn.Module
+    rollouts: Rollouts
+    evaluator: Evaluator
 
     def __init__(self) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.register_buffer("frames", torch.zeros((), dtype=torch.int64))
-        self._val_env: EnvBase | None = None
+        self.total_frames: int | None = None
+        self.frames_per_batch: int | None = None
+        self.normalized_score: Callable[[float], float | None] = lambda episode_return: None
 
     def setup(self, stage: str) -> None:
         plugin = self.trainer.precision_plugin if self._trainer is not None else None
@@ -43,44 +52,43 @@ class OnlineModule(L.LightningModule):
                 "these manual updates (gradient clipping and finiteness checks per optimizer) do "
                 "not unscale; use --trainer.precision bf16-mixed or 32-true."
             )
+        data = self.trainer.datamodule if self._trainer is not None else None
+        if data is not None:
+            self.rollouts, self.evaluator = data.rollouts, data.evaluator
+            self.total_frames, self.frames_per_batch = data.total_frames, data.frames_per_batch
+            self.normalized_score = data.normalized_score
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["versions"] = package_versions()
 
     def on_train_batch_start(self, batch: TensorDictBase | None, batch_idx: int) -> int | None:
-        if self.frames >= self.trainer.datamodule.total_frames:
+        if self.frames >= self.total_frames:
             self.trainer.should_stop = True
             return -1  # skip the epoch's remaining batches; should_stop ends the fit
         return None
 
     def next_batch(self, dataloader_iter) -> TensorDictBase:
-        """The next collector batch on this module's device.
+        """The next rollout batch on this module's device.
 
         Taking the iterator (``training_step(dataloader_iter)``) makes Lightning skip its
-        one-batch prefetch: the batch is collected here, after the previous update, so it is
-        truly collected by the current policy.
+        one-batch prefetch: the batch is requested here, after the previous update, with the
+        current weights (``data.overlap`` requests the following one with them too).
         """
-        self.trainer.datamodule.policy(self.actor)  # the collector's copy takes the current weights
+        self.rollouts.sync_weights(self.actor)
         batch, _, _ = next(dataloader_iter)
         return batch.to(self.device)
 
     def count_frames(self, frames: int) -> None:
         """Add ``frames`` collected by each rank; ask the trainer to stop once the budget is spent."""
         self.frames += frames * world_size()
-        if self.frames >= self.trainer.datamodule.total_frames:
+        if self.frames >= self.total_frames:
             self.trainer.should_stop = True
 
     def validation_step(self, seed: int, batch_idx: int) -> None:
         """One deterministic episode from a seeded reset; logs the mean over episodes."""
-        data = self.trainer.datamodule
-        if self._val_env is None:
-            self._val_env = data.make_env()
-        self._val_env.set_seed(int(seed))
-        # Outside mixed precision's autocast: the env takes float32 actions, not bfloat16.
-        with torch.autocast(self.device.type, enabled=False):
-            value = episode_return(rollout_episodes(self._val_env, data.policy(self.actor), 1)[0])
+        value = self.evaluator.returns(self.actor, [seed])[0]
         self.log("val/return", value, batch_size=1, sync_dist=True)  # under DDP ranks split the seeds
-        score = data.normalized_score(value)
+        score = self.normalized_score(value)
         if score is not None:
             self.log("val/normalized_score", score, batch_size=1, sync_dist=True)
 
@@ -89,7 +97,7 @@ class OnlineModule(L.LightningModule):
         episodes that ended in the batch."""
         metrics = {
             "frames": self.frames.float(),
-            "train/sim_instabilities": torch.tensor(float(self.trainer.datamodule.instabilities)),
+            "train/sim_instabilities": torch.tensor(float(self.rollouts.instabilities)),
         }
         done = batch["next", "done"].squeeze(-1)
         if done.any():

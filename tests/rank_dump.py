@@ -15,7 +15,7 @@ class RankDump(L.Callback):
             {
                 "state_dict": pl_module.state_dict(),
                 "world_size": trainer.world_size,
-                "observation": trainer.datamodule.collector._carrier["observation"].clone(),
+                "observation": trainer.datamodule.rollouts.state_dict()["workers"][0]["carrier"]["observation"],
             },
             self.folder / f"rank{trainer.global_rank}.pt",
         )

@@ -37,6 +37,13 @@ def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> sub
     )
 
 
+COLLECTION = {
+    "overlap": [],  # the default: one worker process beside the learner
+    "serial": ["--data.num_workers=0", "--data.overlap=false"],
+    "two workers": ["--data.num_workers=2"],
+}
+
+
 def frames_in(ckpt: Path) -> int:
     return int(torch.load(ckpt, weights_only=False)["state_dict"]["frames"])
 
@@ -57,9 +64,10 @@ def test_tiny_fit_writes_last_ckpt_and_resumes(demo_file, tmp_path):
     assert [h["frames"] for h in history] == [512, 1024, 1536, 2048]
 
 
-def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path):
+@pytest.mark.parametrize("collection", ["overlap", "two workers"])
+def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path, collection):
     args = [
-        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
+        "fit", "--config", "inverted_pendulum.yaml", *COLLECTION[collection], f"--data.demos={demo_file}",
         "--data.total_frames=200000", "--data.frames_per_batch=512", "--data.num_envs=2",
         "--model.minibatch_size=128", "--model.ppo_epochs=1", "--data.val_episodes=1",
         "--eval.eval_every_frames=100000", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
@@ -194,10 +202,10 @@ def test_validate_scores_the_shipped_expert_as_expert():
     assert score is not None and float(score.group(1)) == pytest.approx(1.0)
 
 
-def signal_run(demo_file: Path, root: Path) -> list[str]:
+def signal_run(demo_file: Path, root: Path, collection: str) -> list[str]:
     """A short fit (8 batches) that logs its losses to CSV."""
     return [
-        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
+        "fit", "--config", "inverted_pendulum.yaml", *COLLECTION[collection], f"--data.demos={demo_file}",
         "--data.total_frames=4096", "--data.frames_per_batch=512", "--data.num_envs=2",
         "--model.minibatch_size=128", "--model.ppo_epochs=1",
         "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=1",
@@ -217,18 +225,30 @@ def logged_losses(root: Path) -> dict[int, tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, demos) -> Path:
-    root = tmp_path_factory.mktemp("uninterrupted")
-    demos.save(root / "demos.npz")
-    run(*signal_run(root / "demos.npz", root))
-    return root
+def uninterrupted(tmp_path_factory, demos):
+    """The uninterrupted run of each collection mode, made once."""
+    roots: dict[str, Path] = {}
+
+    def root_of(collection: str) -> Path:
+        if collection not in roots:
+            root = tmp_path_factory.mktemp("uninterrupted")
+            demos.save(root / "demos.npz")
+            run(*signal_run(root / "demos.npz", root, collection))
+            roots[collection] = root
+        return roots[collection]
+
+    return root_of
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(("sig", "collection"), [
+    (signal.SIGTERM, "overlap"), (signal.SIGINT, "overlap"), (signal.SIGTERM, "serial"),
+    (signal.SIGTERM, "two workers"), (signal.SIGINT, "two workers"),
+])
 def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
-    demo_file, tmp_path, sig, uninterrupted
+    demo_file, tmp_path, sig, collection, uninterrupted
 ):
-    args = signal_run(demo_file, tmp_path)
+    uninterrupted = uninterrupted(collection)
+    args = signal_run(demo_file, tmp_path, collection)
     proc = subprocess.Popen(
         [sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

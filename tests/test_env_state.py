@@ -7,8 +7,12 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 
-from gail_lightning.env_state import gym_envs, instabilities, restore, snapshot
+from gail_lightning.env_state import restore, snapshot
 from gail_lightning.envs import SimulationGuard, make_env
+
+
+def instabilities(env) -> int:
+    return sum(g.instabilities for g in env.gym_envs)
 
 
 def play(
@@ -49,7 +53,7 @@ def test_simulation_blow_up_ends_the_episode_and_is_counted(field, value):
     td["action"] = env.action_spec.zero()
     stepped, td = env.step_and_maybe_reset(td)
     assert not stepped["next", "done"].any() and instabilities(env) == 0
-    getattr(gym_envs(env)[0].unwrapped.data, field)[:] = value  # MuJoCo will reset itself
+    getattr(env.gym_envs[0].unwrapped.data, field)[:] = value  # MuJoCo will reset itself
     td["action"] = env.action_spec.zero()
     stepped, td = env.step_and_maybe_reset(td)
     assert stepped["next", "truncated"].all() and stepped["next", "reward"].item() == 0.0

@@ -6,13 +6,15 @@ import torch
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.envs import EnvError
 from gail_lightning.networks import RunningNorm, make_actor
+from gail_lightning.rollouts import RolloutWorker
 
 
 def test_vectorized_batch_keeps_every_envs_episodes_apart():
     torch.manual_seed(0)
     data = CollectorDataModule(env_id="Hopper-v5", frames_per_batch=2048, num_envs=8)
     actor = make_actor(RunningNorm(data.obs_dim), data.obs_dim, data.action_low, data.action_high, [32])
-    batch = next(iter(data.make_collector(actor, seed=0)))  # [envs, steps]
+    worker = RolloutWorker("Hopper-v5", {}, 8, 2048, seed=0, actor=actor, own_process=False)
+    batch, _ = worker.collect(actor.state_dict())  # [envs, steps]
     assert batch.batch_size == (8, 256)
     done = batch["next", "done"].squeeze(-1)
     assert done[:, :-1].sum() > 20, "too few episodes ended: resets untested"
@@ -21,6 +23,10 @@ def test_vectorized_batch_keeps_every_envs_episodes_apart():
     # An env continues exactly where its last step left it, unless that step ended its episode ...
     assert torch.equal(batch["observation"][:, 1:][going_on], batch["next", "observation"][:, :-1][going_on])
     assert torch.equal(batch["step_count"][:, 1:][going_on], batch["next", "step_count"][:, :-1][going_on])
+    assert torch.equal(batch["next", "step_count"], batch["step_count"] + 1)
+    torch.testing.assert_close(  # the running return adds each step's reward
+        batch["next", "episode_reward"], batch["episode_reward"] + batch["next", "reward"]
+    )
     # ... and restarts from step 0, in a fresh random state, when it did.
     assert (batch["step_count"][:, 1:][~going_on] == 0).all()
     starts = batch["observation"][:, 1:][~going_on]

@@ -13,11 +13,10 @@ from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
 
 
-def build(demo_file, **model_kwargs):
-    data = CollectorDataModule(
-        env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512, num_envs=2,
-        val_episodes=1,
-    )
+def build(demo_file, data_kwargs=None, **model_kwargs):
+    settings = dict(env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512,
+                    num_envs=2, val_episodes=1)
+    data = CollectorDataModule(**{**settings, **(data_kwargs or {})})
     kwargs = dict(minibatch_size=64, ppo_epochs=2, disc_steps=2, disc_batch_size=64)
     module = GAILModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
     return module, data
@@ -36,17 +35,6 @@ def test_fit_counts_frames_and_updates_all_networks(demo_file, tmp_path):
     assert module.obs_norm.count.item() == 512
 
 
-def test_collector_runs_the_modules_current_policy(demo_file, tmp_path):
-    torch.manual_seed(0)
-    module, data = build(demo_file)
-    trainer = fit(module, data, tmp_path)
-    collector = trainer.train_dataloader
-    obs = torch.randn(16, data.obs_dim)
-    torch.testing.assert_close(
-        deterministic_actions(collector.policy, obs), deterministic_actions(module.actor, obs)
-    )
-
-
 def test_networks_share_one_observation_normalizer(demo_file):
     module, _ = build(demo_file)
     assert module.discriminator.obs_norm is module.obs_norm
@@ -62,6 +50,7 @@ def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
     batch = next(iter(collector))
     with torch.no_grad():
         module.gae(batch)
+    batch = batch.reshape(-1)
 
     def loss():
         with torch.no_grad():
@@ -113,11 +102,19 @@ def test_non_positive_learning_rates_are_refused(name, value):
         GAILModule(4, [-3.0], [3.0], **{name: value})
 
 
-def test_same_seed_gives_identical_training(demo_file, tmp_path):
+COLLECTION = {
+    "serial": {"num_workers": 0, "overlap": False},
+    "overlap": {"num_workers": 1, "overlap": True},
+    "two workers": {"num_workers": 2, "overlap": True},
+}
+
+
+@pytest.mark.parametrize("collection", COLLECTION)
+def test_same_seed_gives_identical_training(demo_file, tmp_path, collection):
     weights = []
     for run in range(2):
         L.seed_everything(3)
-        module, data = build(demo_file)
+        module, data = build(demo_file, {**COLLECTION[collection], "total_frames": 1024})
         fit(module, data, tmp_path / str(run))
         weights.append(module.state_dict())
     for key in weights[0]:
@@ -125,27 +122,41 @@ def test_same_seed_gives_identical_training(demo_file, tmp_path):
 
 
 class RecordingModule(GAILModule):
-    """Checks, at the start of every step, that the batch was sampled by the current policy."""
+    """Keeps every batch and the actor weights current when it was handed over."""
 
     def training_step(self, dataloader_iter):
         batch = self.next_batch(dataloader_iter)
-        with torch.no_grad():
-            dist = self.actor.get_dist(batch.clone())
-            current = dist.log_prob(batch["action"])
-        self.log_prob_gaps.append((current - batch["action_log_prob"]).abs().max().item())
+        self.seen.append((batch.clone(), copy.deepcopy(self.actor.state_dict())))
         super().training_step(iter([(batch, 0, 0)]))
 
 
-def test_every_batch_is_collected_by_the_current_policy(demo_file, tmp_path):
+def log_prob_gap(actor, weights, batch) -> float:
+    """How far ``batch``'s stored log-probs are from those of ``actor`` holding ``weights``."""
+    actor = copy.deepcopy(actor)
+    actor.load_state_dict(weights)
+    with torch.no_grad():
+        current = actor.get_dist(batch.clone()).log_prob(batch["action"])
+    return (current - batch["action_log_prob"]).abs().max().item()
+
+
+@pytest.mark.parametrize("collection", COLLECTION)
+def test_policy_lag_is_none_or_exactly_one_update(demo_file, tmp_path, collection):
+    """Serial: every batch by the weights it is trained with. Overlapped: batch k by the
+    weights that batch k-1 was trained with (the first two by the initial ones), whatever
+    the timing."""
     torch.manual_seed(0)
-    _, data = build(demo_file)
+    _, data = build(demo_file, {**COLLECTION[collection], "total_frames": 1024})
     module = RecordingModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
                              ppo_epochs=2, disc_steps=2, disc_batch_size=64)
-    module.log_prob_gaps = []
-    data.total_frames = 1024
+    module.seen = []
     fit(module, data, tmp_path)
-    assert len(module.log_prob_gaps) == 4
-    assert max(module.log_prob_gaps) < 1e-4, module.log_prob_gaps
+    assert len(module.seen) == 4
+    lag = 1 if data.hparams.overlap else 0
+    for k, (batch, weights) in enumerate(module.seen):
+        collected_by = module.seen[max(0, k - lag)][1]
+        assert log_prob_gap(module.actor, collected_by, batch) < 1e-4, k
+        if k > 0 and lag:
+            assert log_prob_gap(module.actor, weights, batch) > 1e-3, k
 
 
 def test_nan_in_a_loss_stops_the_run_and_saves_its_state(demo_file, tmp_path):

@@ -1,10 +1,13 @@
 """The `imitation` library's GAIL (SB3 PPO generator), timed: benchmarks/throughput.py part (d).
 
 Runs in benchmarks/peer/.venv (see setup.sh), on Hopper-v4 (gymnasium 0.29 has no v5),
-with the hyperparameters of imitation's documented GAIL example, from our shipped Hopper
-demonstrations (v4 and v5 share observation and action spaces). Prints one JSON line.
+from our shipped Hopper demonstrations (v4 and v5 share observation and action spaces),
+with the hyperparameters of imitation's documented GAIL example (``--settings example``)
+or of its tuned seals-Hopper benchmark (``--settings tuned``, from imitation's
+``benchmarking/example_gail_seals_hopper_best_hp_eval.json``). Prints one JSON line.
 
     benchmarks/peer/.venv/bin/python benchmarks/peer/imitation_gail.py --frames 200000 --n-envs 8
+    benchmarks/peer/.venv/bin/python benchmarks/peer/imitation_gail.py --frames 200000 --settings tuned
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from imitation.algorithms.adversarial.gail import GAIL
 from imitation.data import types
 from imitation.data.wrappers import RolloutInfoWrapper
+from imitation.policies.base import NormalizeFeaturesExtractor
 from imitation.rewards.reward_nets import BasicRewardNet
 from imitation.util.networks import RunningNorm
 from imitation.util.util import make_vec_env
@@ -50,22 +55,32 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--trajectories", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settings", choices=["example", "tuned"], default="example")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     venv = make_vec_env("Hopper-v4", rng=rng, n_envs=args.n_envs,
                         post_wrappers=[lambda env, _: RolloutInfoWrapper(env)])
-    learner = PPO(env=venv, policy=MlpPolicy, batch_size=64, ent_coef=0.0, learning_rate=0.0004,
-                  gamma=0.95, n_epochs=5, seed=args.seed)
+    if args.settings == "example":
+        learner = PPO(env=venv, policy=MlpPolicy, batch_size=64, ent_coef=0.0, learning_rate=0.0004,
+                      gamma=0.95, n_epochs=5, seed=args.seed)
+        gail = dict(demo_batch_size=1024, gen_replay_buffer_capacity=512, n_disc_updates_per_round=8)
+    else:  # 4,096 frames per round, as the tuned benchmark
+        learner = PPO(env=venv, policy=MlpPolicy, n_steps=4096 // args.n_envs, batch_size=512, n_epochs=20,
+                      learning_rate=4.4e-5, clip_range=0.1, gae_lambda=0.98, gamma=0.995, vf_coef=0.20,
+                      ent_coef=0.00126, max_grad_norm=0.9, seed=args.seed,
+                      policy_kwargs=dict(net_arch=[64, 64], activation_fn=torch.nn.ReLU,
+                                         features_extractor_class=NormalizeFeaturesExtractor))
+        gail = dict(demo_batch_size=128, gen_replay_buffer_capacity=4096, n_disc_updates_per_round=8)
     reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
-    trainer = GAIL(demonstrations=trajectories(DEMOS, args.trajectories), demo_batch_size=1024,
-                   gen_replay_buffer_capacity=512, n_disc_updates_per_round=8, venv=venv,
-                   gen_algo=learner, reward_net=reward_net,
+    trainer = GAIL(demonstrations=trajectories(DEMOS, args.trajectories), venv=venv, gen_algo=learner,
+                   reward_net=reward_net, **gail,
                    allow_variable_horizon=True)  # Hopper ends episodes early, as in our runs
     start = time.perf_counter()
     trainer.train(args.frames)
     wall = time.perf_counter() - start
     frames = learner.num_timesteps
     print(json.dumps({"frames": frames, "wall_s": wall, "frames_per_s": frames / wall, "n_envs": args.n_envs,
+                      "settings": args.settings,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
