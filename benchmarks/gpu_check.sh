@@ -3,6 +3,7 @@
 # PyTorch, Lightning and torchmetrics but no package registry, so the rest travels as wheels:
 #   bash benchmarks/gpu_check.sh --fetch-wheels   # here: download them into .whl/ (git-ignored)
 #   bash benchmarks/gpu_check.sh                  # there, through the tool (carry .whl, ~35 MB)
+#   bash benchmarks/gpu_check.sh --install        # there: only install them (gpu_scale.sh does)
 # Writes under ${OUT:-/tmp/gpu_check}: versions, tiny fp32 and bf16-mixed fits of Hopper, and
 # benchmarks/throughput.py JSON for CPU, GPU fp32 and GPU bf16-mixed updates.
 set -euo pipefail
@@ -24,6 +25,7 @@ fi
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl
+[[ ${1:-} == --install ]] && exit
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 py=python3
 {

@@ -34,6 +34,25 @@ def eval_curve(run_dir: Path) -> list[dict[str, float]]:
     return json.loads((run_dir / "eval_history.json").read_text())
 
 
+def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
+    """Frames and seconds from the start of training until the first evaluation scoring at
+    least ``threshold``, from the wall times TensorBoard stores with every logged value;
+    None if no evaluation got there, or if the run was resumed (its sittings' clocks differ)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    files = sorted(run_dir.rglob("events.out.tfevents.*"))
+    if len(files) != 1:
+        return None
+    events = EventAccumulator(str(files[0]), size_guidance={"scalars": 0})
+    events.Reload()
+    frames = {e.step: e.value for e in events.Scalars("frames")}
+    start = events.FirstEventTimestamp()
+    for event in events.Scalars("eval/normalized_score"):
+        if event.value >= threshold:
+            return {"threshold": threshold, "frames": int(frames[event.step]), "wall_s": round(event.wall_time - start, 1)}
+    return None
+
+
 def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict | None:
     """Train (or resume) one seed and summarise its evaluations; None if it stopped early."""
     run_dir = out / f"seed_{seed}"
@@ -77,6 +96,7 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         "final_normalized_score": scores[-1],
         "best_normalized_score": max(scores),
         "final_return": curve[-1]["eval/return"],
+        "time_to_0.9": time_to_score(run_dir),
         "curve": curve,
     }
     result_file.write_text(json.dumps(result, indent=1))

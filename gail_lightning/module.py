@@ -123,11 +123,22 @@ class GAILModule(OnlineModule):
             critic_coeff=critic_coeff,
             loss_critic_type="l2",
             normalize_advantage=True,
+            # Calls the networks themselves instead of swapping in a functional copy of their
+            # parameters on every call: 3.9 ms per 256-frame minibatch step instead of 6.2 here.
+            functional=False,
+            log_explained_variance=False,
         )
         if compile_loss:
             self.ppo_loss.compile()  # in place: parameter names and checkpoints stay the same
         self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
         self.expert: TensorDict | None = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints from before the non-functional PPO loss (2026-12-03) name its copies
+        of the networks' parameters ``*_network_params``; they are the same tensors."""
+        state = checkpoint["state_dict"]
+        for old in [k for k in state if k.startswith("ppo_loss.") and "_network_params." in k]:
+            state[old.replace("_network_params.", "_network.")] = state.pop(old)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         # Actor and critic get their own optimizers so each one's gradient is clipped on its
