@@ -4,7 +4,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from gail_lightning.networks import RunningNorm, make_actor, make_critic
+from gail_lightning.networks import ActionSampler, RunningNorm, make_actor, make_critic
 
 
 def test_running_norm_matches_statistics_of_all_batches():
@@ -50,3 +50,19 @@ def test_critic_shape():
     critic = make_critic(RunningNorm(3), 3, [32, 32])
     td = critic(TensorDict({"observation": torch.randn(7, 3)}, batch_size=[7]))
     assert td["state_value"].shape == (7, 1)
+
+
+def test_action_sampler_draws_the_actors_distribution_and_its_log_probs():
+    """Collection samples in plain torch; PPO rescores with the actor's TanhNormal. The
+    stored log-prob must be the one PPO computes for the same action, saturated ones too."""
+    torch.manual_seed(0)
+    actor = make_actor(RunningNorm(5), 5, [-1.0, -2.0, -0.5], [1.0, 2.0, 0.4], [16], init_log_std=1.0)
+    obs = TensorDict({"observation": torch.randn(20_000, 5) * 3}, [20_000])
+    with torch.no_grad():
+        drawn = ActionSampler(actor)(obs.clone())
+        rescored = actor.get_dist(drawn.select("observation")).log_prob(drawn["action"])
+        reference = actor(obs.clone())
+    assert (drawn["action"].abs() > 0.999 * torch.tensor([1.0, 2.0, 0.5])).any(), "no saturated action drawn"
+    torch.testing.assert_close(drawn["action_log_prob"], rescored, atol=1e-4, rtol=0)
+    torch.testing.assert_close(drawn["action"].mean(0), reference["action"].mean(0), atol=0.03, rtol=0)
+    torch.testing.assert_close(drawn["action"].std(0), reference["action"].std(0), atol=0.03, rtol=0)

@@ -1,0 +1,56 @@
+"""Rollout workers: seeds, errors and checkpoint state, in and out of process."""
+
+import pytest
+import torch
+
+from gail_lightning.errors import UserInputError
+from gail_lightning.networks import RunningNorm, make_actor
+from gail_lightning.rollouts import Rollouts
+
+ENV_ID = "InvertedPendulum-v5"
+
+
+def actor():
+    return make_actor(RunningNorm(4), 4, [-3.0], [3.0], [16])
+
+
+def rollouts(num_workers: int, overlap: bool = True) -> Rollouts:
+    return Rollouts(ENV_ID, {}, num_envs=2, frames_per_batch=64, num_workers=num_workers, overlap=overlap)
+
+
+def test_workers_step_their_own_envs_and_stack_their_batches():
+    r = rollouts(2)
+    r.start(actor(), seed=0)
+    try:
+        batch = next(r)
+    finally:
+        r.close()
+    assert batch.batch_size == (4, 16)  # 2 workers x 2 envs, 64 frames
+    first = batch["observation"][:, 0]
+    assert torch.unique(first, dim=0).shape[0] == 4, "two envs started from the same seed"
+
+
+def test_a_failing_worker_stops_the_trainer_with_its_traceback():
+    r = rollouts(1)
+    r.start(actor(), seed=0)
+    try:
+        r.sync_weights(make_actor(RunningNorm(4), 4, [-3.0], [3.0], [32]))  # other sizes
+        with pytest.raises(RuntimeError, match="A rollout worker failed:(.|\n)*size mismatch"):
+            next(r)
+    finally:
+        r.close()
+
+
+def test_state_from_two_workers_is_refused_by_one():
+    two, one = rollouts(2), rollouts(1)
+    two.start(actor(), seed=0)
+    one.start(actor(), seed=0)
+    try:
+        next(two)
+        state = two.state_dict()
+        assert state["pending"] is not None, "the overlapped batch in flight was not saved"
+        with pytest.raises(UserInputError, match="collecting with 2 workers but --data.num_workers is 1"):
+            one.load_state_dict(state)
+    finally:
+        two.close()
+        one.close()
