@@ -252,7 +252,7 @@ class Rollouts:
         if len(saved) != len(self._workers):
             raise UserInputError(
                 f"The checkpoint was collecting with {len(saved)} workers but --data.num_workers "
-                f"is {self.num_workers}; resume with --data.num_workers {len(saved) if self.num_workers else 0}."
+                f"is {self.num_workers}; resume with --data.num_workers {len(saved)}."
             )
         for worker, worker_state in zip(self._workers, saved):
             envs = worker_state["envs"]
