@@ -94,8 +94,11 @@ class RolloutWorker:
         return getattr(self, command)(*(() if argument is None else (argument,)))
 
 
-def _serve(connection: Any, settings: dict[str, Any]) -> None:
+def _serve(connection: Any, trainer_end: Any, settings: dict[str, Any]) -> None:
     """A worker process: answer requests until ``close``; errors go back as text."""
+    # The fork copied the trainer's end of this pipe; closed here, a trainer that dies (even
+    # by SIGKILL) shows as EOF below, and the worker exits instead of waiting forever.
+    trainer_end.close()
     # Ctrl-C reaches the whole process group; the trainer decides when to stop (GracefulStop).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The trainer's SIGTERM handler (Lightning's, GracefulStop's) came with the fork; the
@@ -109,6 +112,8 @@ def _serve(connection: Any, settings: dict[str, Any]) -> None:
             connection.send(("ok", worker.handle(command, argument)))
             if command == "close":
                 return
+    except EOFError:  # the trainer is gone
+        return
     except Exception:
         connection.send(("error", traceback.format_exc()))
 
@@ -138,7 +143,7 @@ class _Process:
     def __init__(self, settings: dict[str, Any]) -> None:
         context = mp.get_context("fork")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, settings), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, self.connection, settings), daemon=True)
         self.process.start()
         child.close()  # so that a worker that dies shows as EOF here, not as a hang
         self.recv()  # built, or its error

@@ -44,6 +44,19 @@ COLLECTION = {
 }
 
 
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose command line mentions ``marker`` (forked workers share their trainer's)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().decode(errors="replace") \
+                    and "Z" not in (proc / "stat").read_text().split(")")[-1].split()[0]:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def frames_in(ckpt: Path) -> int:
     return int(torch.load(ckpt, weights_only=False)["state_dict"]["frames"])
 
@@ -82,6 +95,10 @@ def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path, c
     proc.kill()  # SIGKILL: no handler runs, as in a crash or an OOM kill
     proc.wait()
     assert last.exists(), "no last.ckpt before the first evaluation"
+    deadline = time.time() + 20  # the rollout workers notice that the trainer is gone
+    while processes_with(str(tmp_path)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not processes_with(str(tmp_path)), "rollout workers outlived their killed trainer"
     stopped_at = frames_in(last)
     assert 512 <= stopped_at < 100000
     run(*[a for a in args if not a.startswith("--data.total_frames")],
