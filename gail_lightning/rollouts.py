@@ -154,7 +154,7 @@ class _Process:
     def recv(self) -> Any:
         try:
             status, value = self.connection.recv()
-        except EOFError:
+        except (EOFError, OSError):
             raise RuntimeError(f"A rollout worker process died (exit code {self.process.exitcode}).") from None
         if status == "error":
             raise RuntimeError(f"A rollout worker failed:\n{value}")
@@ -197,6 +197,7 @@ class Rollouts:
         """Build the workers around a copy of ``actor``; worker ``w`` seeds its envs with
         ``seed + w * num_envs`` onwards, so no two envs share a seed."""
         self.close()
+        actor = copy.deepcopy(actor).cpu()  # a forked worker must not touch CUDA
         self._weights = _cpu_weights(actor)
         kind = _Process if self.num_workers > 0 else _Here
         envs = self.settings["num_envs"]
@@ -227,8 +228,10 @@ class Rollouts:
         self._in_flight = True
 
     def _receive(self) -> TensorDict:
-        replies = [worker.recv() for worker in self._workers]
-        self._in_flight = False
+        try:
+            replies = [worker.recv() for worker in self._workers]
+        finally:
+            self._in_flight = False  # also after a failure: close() must not wait on a reply
         self._instabilities = [count for _, count in replies]
         return torch.cat([batch for batch, _ in replies], dim=0)
 
@@ -285,6 +288,7 @@ class Rollouts:
                 worker.process.join(timeout=10)
         self._workers = []
         self._in_flight = False
+        self._pending = None
 
 
 def _cpu_weights(actor: nn.Module) -> dict[str, torch.Tensor]:

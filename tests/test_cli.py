@@ -38,9 +38,9 @@ def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> sub
 
 
 COLLECTION = {
-    "overlap": [],  # the default: one worker process beside the learner
-    "serial": ["--data.num_workers=0", "--data.overlap=false"],
-    "two workers": ["--data.num_workers=2"],
+    "overlap": ["--data.overlap=true"],  # one worker process beside the learner
+    "serial": ["--data.num_workers=0"],
+    "two workers": ["--data.num_workers=2", "--data.overlap=true"],
 }
 
 

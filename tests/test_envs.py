@@ -29,6 +29,7 @@ def test_vectorized_batch_keeps_every_envs_episodes_apart():
     )
     # ... and restarts from step 0, in a fresh random state, when it did.
     assert (batch["step_count"][:, 1:][~going_on] == 0).all()
+    assert (batch["episode_reward"][:, 1:][~going_on] == 0).all()
     starts = batch["observation"][:, 1:][~going_on]
     assert torch.unique(starts, dim=0).shape[0] == starts.shape[0]
 

@@ -28,6 +28,10 @@ def test_workers_step_their_own_envs_and_stack_their_batches():
     assert batch.batch_size == (4, 16)  # 2 workers x 2 envs, 64 frames
     first = batch["observation"][:, 0]
     assert torch.unique(first, dim=0).shape[0] == 4, "two envs started from the same seed"
+    # The Gaussian noise behind each action: the workers must draw their own.
+    squashed = (batch["action"] / 3.0).clamp(-1 + 1e-6, 1 - 1e-6)
+    noise = (squashed.atanh() - batch["loc"]) / batch["scale"]
+    assert not torch.allclose(noise[:2], noise[2:], atol=1e-3), "both workers drew the same noise"
 
 
 def test_a_failing_worker_stops_the_trainer_with_its_traceback():
