@@ -144,17 +144,7 @@ class VectorGymEnv(EnvBase):
             self._seeds[i] = None
         self.step_counts[mask] = 0
         self.returns[mask] = 0.0
-        self._obs = obs
-        false = torch.zeros(n, 1, dtype=torch.bool)
-        return TensorDict(
-            {
-                "observation": torch.from_numpy(obs),
-                "step_count": torch.from_numpy(self.step_counts.copy()).unsqueeze(-1),
-                "episode_reward": torch.from_numpy(self.returns.copy()).unsqueeze(-1),
-                "done": false, "terminated": false.clone(), "truncated": false.clone(),
-            },
-            batch_size=self.batch_size,
-        )
+        return self._output(obs, np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         n = self.batch_size[0]
@@ -167,11 +157,17 @@ class VectorGymEnv(EnvBase):
             obs[i], reward[i], terminated[i], truncated[i], _ = env.step(actions[i])
         self.step_counts += 1
         self.returns += reward
+        out = self._output(obs, terminated, truncated)
+        out.set("reward", torch.from_numpy(reward).unsqueeze(-1))
+        return out
+
+    def _output(self, obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> TensorDict:
+        """What a reset or step returns: ``obs`` (kept for the next partial reset), the
+        episode counters, and the end flags."""
         self._obs = obs
         return TensorDict(
             {
                 "observation": torch.from_numpy(obs),
-                "reward": torch.from_numpy(reward).unsqueeze(-1),
                 "step_count": torch.from_numpy(self.step_counts.copy()).unsqueeze(-1),
                 "episode_reward": torch.from_numpy(self.returns.copy()).unsqueeze(-1),
                 "terminated": torch.from_numpy(terminated).unsqueeze(-1),
