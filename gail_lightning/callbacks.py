@@ -71,7 +71,7 @@ class ExpertScore(L.Callback):
         # weights and the evaluation's index, not on earlier evaluations or processes.
         first = seed + self.seed_offset + len(self.history) * self.episodes
         self.mean_return.reset()
-        for value in pl_module.evaluator.returns(pl_module.actor, range(first, first + self.episodes)):
+        for value in pl_module.evaluator.returns(pl_module.actor, first, self.episodes):
             self.mean_return.update(value)
         return self.mean_return.compute().item()
 

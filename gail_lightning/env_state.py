@@ -1,8 +1,8 @@
 """Exact snapshot and restore of the training envs, so a resumed run continues bit for bit.
 
 A snapshot holds, per gymnasium env: the whole MuJoCo ``MjData`` (pickled, compressed,
-20-40 kB), the env's random generator, the time-limit step count, the instability count,
-and the episode's step count and return so far. The whole ``MjData`` and not just the integration state (``mj_getState``), because
+20-40 kB), the env's random generator, the instability count, and the episode's step count
+(which the time limit counts) and return so far. The whole ``MjData`` and not just the integration state (``mj_getState``), because
 rewards such as Ant's and Humanoid's read quantities derived from the previous substep
 (body positions), which a restored state alone does not reproduce. Everything is stored
 as tensors, ints and strings, so a checkpoint holding it loads with ``weights_only=True``.
@@ -40,7 +40,6 @@ def snapshot(env: VectorGymEnv) -> list[dict[str, Any]] | None:
         states.append({
             "physics": torch.frombuffer(bytearray(physics), dtype=torch.uint8),
             "np_random": sim.np_random.bit_generator.state,
-            "elapsed_steps": _find(g, gym.wrappers.TimeLimit)._elapsed_steps,
             "instabilities": _find(g, SimulationGuard).instabilities,
             "step_count": int(env.step_counts[i]),
             "episode_return": float(env.returns[i]),
@@ -55,7 +54,8 @@ def restore(env: VectorGymEnv, states: list[dict[str, Any]]) -> None:
         saved = pickle.loads(zlib.decompress(state["physics"].numpy().tobytes()))
         mujoco.mj_copyData(sim.data, sim.model, saved)  # in place: wrappers hold ``sim.data``
         sim.np_random.bit_generator.state = state["np_random"]
-        _find(g, gym.wrappers.TimeLimit)._elapsed_steps = state["elapsed_steps"]
+        if (limit := _find(g, gym.wrappers.TimeLimit)) is not None:  # an env with its own wrappers
+            limit._elapsed_steps = state["step_count"]  # the time limit counts the episode's steps
         _find(g, SimulationGuard).instabilities = state["instabilities"]
         env.step_counts[i] = state["step_count"]
         env.returns[i] = state["episode_return"]

@@ -64,22 +64,21 @@ class SimulationGuard(gym.Wrapper):
     a truncation with zero reward, so the collector resets the env, and counts it.
     """
 
-    _BAD = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS,
-                                  mujoco.mjtWarning.mjWARN_BADQVEL,
-                                  mujoco.mjtWarning.mjWARN_BADQACC))
+    # MuJoCo's bad qpos, qvel and qacc warnings (consecutive in ``mjtWarning``)
+    _BAD = slice(int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQACC) + 1)
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.instabilities = 0
         data = getattr(env.unwrapped, "data", None)  # MuJoCo's MjData; None for other envs
-        self._warnings = None if data is None else data.warning
+        # a writable view of MjData's warning counters: one numpy call per step, not six
+        self._warnings = None if data is None else data.warning.number
 
     def step(self, action: np.ndarray) -> tuple:
         if self._warnings is not None:
-            for kind in self._BAD:
-                self._warnings[kind].number = 0
+            self._warnings[self._BAD] = 0
         obs, reward, terminated, truncated, info = self.env.step(action)
-        unstable = self._warnings is not None and any(self._warnings[k].number for k in self._BAD)
+        unstable = self._warnings is not None and self._warnings[self._BAD].any()
         if unstable or not (np.isfinite(obs).all() and np.isfinite(reward)):
             self.instabilities += 1
             obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
@@ -97,12 +96,19 @@ class VectorGymEnv(EnvBase):
     (0.14 ms) with 8 envs here: a third of the collection time went to TorchRL's generic
     spec handling and per-transform TensorDict copies. ``_reset`` resets only the envs the
     collector marks (``"_reset"``), so each copy keeps its own episodes.
+
+    Where ``gym.make`` added only its standard wrappers (the env checker, the reset-order
+    check and the time limit), the simulator is stepped without them and the time limit is
+    kept here (``time_limit``): those wrappers cost 18 µs per Hopper step, a fifth of the
+    physics.
     """
 
     def __init__(self, env_id: str, num_envs: int, env_kwargs: Mapping[str, Any] | None = None) -> None:
         super().__init__(batch_size=torch.Size([num_envs]))
-        self.gym_envs: list[gym.Env] = [
-            SimulationGuard(gym.make(env_id, **(env_kwargs or {}))) for _ in range(num_envs)
+        made = [gym.make(env_id, **(env_kwargs or {})) for _ in range(num_envs)]
+        self.time_limit = _own_time_limit(made[0])
+        self.gym_envs: list[SimulationGuard] = [
+            SimulationGuard(env.unwrapped if self.time_limit else env) for env in made
         ]
         space = self.gym_envs[0].action_space
         obs_dim = self.gym_envs[0].observation_space.shape[0]
@@ -157,6 +163,8 @@ class VectorGymEnv(EnvBase):
             obs[i], reward[i], terminated[i], truncated[i], _ = env.step(actions[i])
         self.step_counts += 1
         self.returns += reward
+        if self.time_limit:
+            truncated |= self.step_counts >= self.time_limit
         out = self._output(obs, terminated, truncated)
         out.set("reward", torch.from_numpy(reward).unsqueeze(-1))
         return out
@@ -181,6 +189,22 @@ class VectorGymEnv(EnvBase):
         for env in self.gym_envs:
             env.close()
         super().close(raise_if_closed=raise_if_closed)
+
+
+_STANDARD_WRAPPERS = (gym.wrappers.PassiveEnvChecker, gym.wrappers.OrderEnforcing, gym.wrappers.TimeLimit)
+
+
+def _own_time_limit(env: gym.Env) -> int:
+    """The episode step limit to enforce in place of ``env``'s wrappers, when they are only
+    ``gym.make``'s standard ones; 0 when ``env`` must be stepped as it is."""
+    limit = 0
+    while isinstance(env, gym.Wrapper):
+        if not isinstance(env, _STANDARD_WRAPPERS):
+            return 0
+        if isinstance(env, gym.wrappers.TimeLimit):
+            limit = env._max_episode_steps
+        env = env.env
+    return limit
 
 
 def make_env(

@@ -3,43 +3,55 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchrl.envs import EnvBase
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from gail_lightning.envs import episode_return, rollout_episodes
+from gail_lightning.envs import VectorGymEnv
 
 
 class Evaluator:
-    """Runs a CPU copy of the actor deterministically, one episode per seeded reset.
+    """Runs a CPU copy of the actor deterministically, the episodes of one evaluation side
+    by side (one env each, one batched policy call per step).
 
-    Each episode's score depends only on the weights and its seed, not on how many episodes
-    ran before it or in which process. The copy keeps the envs and their per-step work on the
-    CPU when the networks train on a GPU.
+    Episode ``i`` starts from a reset seeded with ``first_seed + i``, so a score depends only
+    on the weights, the seeds and the number of episodes, not on earlier evaluations or on
+    the process. The copy keeps the envs and their per-step work on the CPU when the
+    networks train on a GPU. Side by side, Hopper's 5 evaluation episodes take about a
+    third of the time they took one after another.
 
     Args:
-        make_env: builds the single env the episodes run in (built on first use).
+        make_env: builds ``num_envs`` copies of the env (``make_env(num_envs)``).
+        max_steps: longest episode; the env's own time limit ends episodes sooner.
     """
 
-    def __init__(self, make_env: Callable[[], EnvBase]) -> None:
+    def __init__(self, make_env: Callable[[int], VectorGymEnv], max_steps: int = 100_000) -> None:
         self.make_env = make_env
-        self._env: EnvBase | None = None
+        self.max_steps = max_steps
+        self._envs: dict[int, VectorGymEnv] = {}
         self._actor: nn.Module | None = None
 
     @torch.no_grad()
-    def returns(self, actor: nn.Module, seeds: Sequence[int]) -> list[float]:
-        """The true env return of one deterministic episode of ``actor`` per seed."""
-        if self._env is None:
-            self._env = self.make_env()
+    def returns(self, actor: nn.Module, first_seed: int, episodes: int) -> list[float]:
+        """The true env return of ``episodes`` deterministic episodes of ``actor``."""
+        if self._actor is None:
             self._actor = copy.deepcopy(actor).cpu()
         self._actor.load_state_dict(actor.state_dict())
+        env = self._envs.get(episodes) or self._envs.setdefault(episodes, self.make_env(episodes))
+        env.set_seed(int(first_seed))
+        total = torch.zeros(episodes)
+        running = torch.ones(episodes, dtype=torch.bool)
         # Outside mixed precision's autocast: the env takes float32 actions, not bfloat16.
         device = next(actor.parameters()).device.type
-        with torch.autocast(device, enabled=False):
-            scores = []
-            for seed in seeds:
-                self._env.set_seed(int(seed))
-                scores.append(episode_return(rollout_episodes(self._env, self._actor, 1)[0]))
-        return scores
+        with torch.autocast(device, enabled=False), set_exploration_type(ExplorationType.DETERMINISTIC):
+            state = env.reset()
+            for _ in range(self.max_steps):
+                step = env.step(self._actor(state))["next"]
+                total += step["reward"].squeeze(-1) * running  # an ended episode's env steps on, unscored
+                running &= ~step["done"].squeeze(-1)
+                if not running.any():
+                    break
+                state = step  # its observation is the next step's input
+        return total.tolist()

@@ -86,7 +86,7 @@ class OnlineModule(L.LightningModule):
 
     def validation_step(self, seed: int, batch_idx: int) -> None:
         """One deterministic episode from a seeded reset; logs the mean over episodes."""
-        value = self.evaluator.returns(self.actor, [seed])[0]
+        value = self.evaluator.returns(self.actor, seed, episodes=1)[0]
         self.log("val/return", value, batch_size=1, sync_dist=True)  # under DDP ranks split the seeds
         score = self.normalized_score(value)
         if score is not None:

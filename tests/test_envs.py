@@ -41,3 +41,30 @@ def test_env_kwargs_reach_gymnasium_and_bad_ones_are_named():
     assert data.make_env(num_envs=2).observation_spec["observation"].shape == (2, 45)
     with pytest.raises(EnvError, match="does not take env_kwargs .*no_such_option"):
         CollectorDataModule(env_id="Hopper-v5", env_kwargs={"no_such_option": 1})
+
+
+def test_env_without_gymnasium_wrappers_steps_and_ends_episodes_as_gymnasium_does():
+    """The fast path (simulator stepped directly, time limit kept by ``VectorGymEnv``) gives
+    gymnasium's own transitions, and ends an episode at the limit as truncated, not terminated."""
+    import gymnasium as gym
+    import numpy as np
+
+    from gail_lightning.envs import make_env
+
+    limit = 30
+    env = make_env("Hopper-v5", num_envs=1, seed=3, env_kwargs={"max_episode_steps": limit})
+    assert env.time_limit == limit and not isinstance(env.gym_envs[0].env, gym.Wrapper)
+    reference = gym.make("Hopper-v5", max_episode_steps=limit)
+    obs, _ = reference.reset(seed=3)
+    td = env.reset()
+    torch.testing.assert_close(td["observation"][0], torch.as_tensor(obs, dtype=torch.float32))
+    actions = np.random.default_rng(0).uniform(-0.05, 0.05, (limit, 3)).astype(np.float32)
+    for step, action in enumerate(actions, start=1):
+        obs, reward, terminated, truncated, _ = reference.step(action)
+        td["action"] = torch.from_numpy(action)[None]
+        out = env.step(td)["next"]
+        torch.testing.assert_close(out["observation"][0], torch.as_tensor(obs, dtype=torch.float32))
+        assert out["reward"].item() == pytest.approx(reward, rel=1e-6)
+        assert (out["terminated"].item(), out["truncated"].item()) == (terminated, truncated)
+        td = out
+    assert truncated and not terminated and step == limit

@@ -50,6 +50,7 @@ def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
     batch = next(iter(collector))
     with torch.no_grad():
         module.gae(batch)
+    module._proximal_log_prob(batch)
     batch = batch.reshape(-1)
 
     def loss():
@@ -191,6 +192,7 @@ def test_compiled_ppo_loss_matches_eager_and_keeps_checkpoint_keys(demo_file):
     batch = next(iter(collector))
     with torch.no_grad():
         eager.gae(batch)
+    eager._proximal_log_prob(batch)
     for module in (eager, compiled):
         out = module.ppo_loss(batch.clone())
         (out["loss_objective"] + out["loss_critic"]).backward()
