@@ -144,7 +144,8 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=3, help="runs seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=3, help="runs seeds first..first+N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     args, overrides = parser.parse_known_args()
@@ -153,7 +154,7 @@ def main() -> None:
     out = args.out.resolve()
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = [r for r in pool.map(lambda s: run_seed(args.config.resolve(), s, out, overrides),
-                                    range(args.seeds)) if r is not None]
+                                    range(args.first_seed, args.first_seed + args.seeds)) if r is not None]
     data = config["data"]
     num_traj = override_value(overrides, "--data.num_trajectories") or data.get("num_trajectories")
     results = {

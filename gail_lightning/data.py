@@ -161,6 +161,7 @@ class CollectorDataModule(L.LightningDataModule):
 
     def teardown(self, stage: str) -> None:
         self.rollouts.close()
+        self.evaluator.close()
 
     def make_env(self, num_envs: int = 1, seed: int | None = None) -> VectorGymEnv:
         """This run's env (``env_id`` with ``env_kwargs``), ``num_envs`` copies stepped together."""

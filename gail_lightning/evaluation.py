@@ -39,7 +39,9 @@ class Evaluator:
         if self._actor is None:
             self._actor = copy.deepcopy(actor).cpu()
         self._actor.load_state_dict(actor.state_dict())
-        env = self._envs.get(episodes) or self._envs.setdefault(episodes, self.make_env(episodes))
+        if episodes not in self._envs:
+            self._envs[episodes] = self.make_env(episodes)
+        env = self._envs[episodes]
         env.set_seed(int(first_seed))
         total = torch.zeros(episodes)
         running = torch.ones(episodes, dtype=torch.bool)
@@ -55,3 +57,8 @@ class Evaluator:
                     break
                 state = step  # its observation is the next step's input
         return total.tolist()
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs = {}

@@ -68,8 +68,9 @@ class GAILModule(OnlineModule):
             set the value network's Adam fit, ``policy_lr`` its learning rate).
         max_kl: TRPO's bound on the mean KL between the old and the new policy.
         cg_damping: damping added to TRPO's Fisher-vector products.
-        compile_loss: ``torch.compile`` the PPO loss (forward and backward): about 1.6× faster
-            minibatch steps on CPU after ≈20 s of compiling at start; needs a C++ compiler.
+        compile_loss: ``torch.compile`` the PPO loss (forward and backward); needs a C++
+            compiler and ≈20 s of compiling at start (1.6× faster minibatch steps on CPU
+            with the TorchRL loss this replaced; not measured with ``ppo.PPOLoss``).
     """
 
     def __init__(
@@ -124,8 +125,8 @@ class GAILModule(OnlineModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Checkpoints from before ``ppo.PPOLoss`` (2026-12-03) also hold TorchRL's PPO
         loss's references to the actor's and critic's parameters: the same tensors again."""
-        state = checkpoint["state_dict"]
-        for old in [k for k in state if k.startswith("ppo_loss.")]:
+        state, current = checkpoint["state_dict"], self.state_dict()
+        for old in [k for k in state if k.startswith("ppo_loss.") and k not in current]:
             del state[old]
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -187,8 +188,8 @@ class GAILModule(OnlineModule):
             metrics |= self._trpo_step(batch.reshape(-1), critic_opt)
         else:
             metrics |= self._ppo_step(batch.reshape(-1), actor_opt, critic_opt)
-        # Updated after the PPO step so the step sees the normalization the batch was
-        # collected with (its stored log-probs depend on it).
+        # Updated after the PPO step, so the step and the batch's proximal log-probs see the
+        # same normalization.
         self.obs_norm.update(batch["observation"])
         self.count_frames(batch.numel())
         self.log_dict(metrics, batch_size=1)

@@ -164,8 +164,10 @@ class SquashedGaussian(nn.Module):
         self.register_buffer("radius", (bounds["high"] - bounds["low"]) / 2, persistent=False)
 
     def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The Gaussian's ``loc`` and ``scale`` before the squash."""
-        return self._networks[0](observation)
+        """The Gaussian's ``loc`` and ``scale`` before the squash, in float32 also under
+        bf16 autocast: the squash's bound (1 − resolution) and log-probs need it."""
+        loc, scale = self._networks[0](observation)
+        return loc.float(), scale.float()
 
     def sample(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return squashed_sample(loc, scale, self.center, self.radius)

@@ -85,7 +85,8 @@ class RolloutWorker:
         if state["envs"] is not None:
             restore(self.env, state["envs"])
             carrier = self.collector._carrier
-            carrier.update(TensorDict(state["carrier"], batch_size=carrier.batch_size))
+            saved = TensorDict(state["carrier"], batch_size=carrier.batch_size)
+            carrier.update(saved.exclude("collector"))  # trajectory ids: untracked since 2026-12-03
         torch.set_rng_state(state["torch_rng"])
 
     def close(self) -> None:

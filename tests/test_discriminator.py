@@ -71,3 +71,20 @@ def test_gradient_penalty_is_differentiable_and_nonnegative():
     assert penalty.item() >= 0
     weights = [p for name, p in disc.net.named_parameters() if name.endswith("weight")]
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
+
+
+def test_gradient_penalty_does_not_depend_on_the_scale_of_observations():
+    """The penalty acts on what D sees (normalized observations): rescaling a raw dimension,
+    with statistics that follow it, changes nothing. On raw inputs a dimension with a small
+    spread would dominate it."""
+    torch.manual_seed(0)
+    disc = Discriminator(RunningNorm(3), 3, 2, [16, 16])
+    data, actions = torch.randn(256, 3) * 2 + 1, torch.randn(256, 2)
+    penalties = []
+    for factor in (torch.ones(3), torch.tensor([0.01, 1.0, 100.0])):
+        disc.obs_norm = RunningNorm(3)
+        disc.obs_norm.update(data * factor)
+        torch.manual_seed(1)  # the same interpolation weights
+        penalty = gradient_penalty(disc, (data[:128] * factor, actions[:128]), (data[128:] * factor, actions[128:]))
+        penalties.append(penalty.item())
+    assert penalties[0] == pytest.approx(penalties[1], rel=1e-4)

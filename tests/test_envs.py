@@ -68,3 +68,12 @@ def test_env_without_gymnasium_wrappers_steps_and_ends_episodes_as_gymnasium_doe
         assert (out["terminated"].item(), out["truncated"].item()) == (terminated, truncated)
         td = out
     assert truncated and not terminated and step == limit
+
+
+def test_env_with_wrappers_of_its_own_is_stepped_through_them():
+    """Only gymnasium's standard wrappers are skipped: any other stays, with the time limit."""
+    from gail_lightning.envs import make_env
+
+    env = make_env("Hopper-v5", env_kwargs={"render_mode": "rgb_array_list"})  # adds RenderCollection
+    assert env.time_limit == 0
+    assert type(env.gym_envs[0].env).__name__ == "RenderCollection"

@@ -17,10 +17,10 @@ def test_side_by_side_episodes_score_as_single_seeded_episodes():
     actor = make_actor(RunningNorm(obs_dim), obs_dim, low, high, [32], init_log_std=0.0)
     evaluator = Evaluator(lambda n: make_env(env_id, n, env_kwargs=kwargs))
     together = evaluator.returns(actor, first_seed=11, episodes=6)
-    alone = []
-    for seed in range(11, 17):  # the episodes one at a time, as a single env runs them
-        env = make_env(env_id, seed=seed, env_kwargs=kwargs)
-        alone.append(episode_return(rollout_episodes(env, actor, 1)[0]))
-    assert len(set(alone)) > 1, "all episodes equally long: the end of an episode goes untested"
+    runs = [  # the episodes one at a time, as a single env runs them
+        rollout_episodes(make_env(env_id, seed=seed, env_kwargs=kwargs), actor, 1)[0] for seed in range(11, 17)
+    ]
+    alone = [episode_return(run) for run in runs]
+    assert len({run.numel() for run in runs}) > 1, "episodes equally long: scoring past an end goes untested"
     assert together == pytest.approx(alone, rel=1e-5)  # the sums differ in float rounding only
     assert evaluator.returns(actor, first_seed=11, episodes=6) == together  # repeatable

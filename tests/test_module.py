@@ -123,21 +123,27 @@ def test_same_seed_gives_identical_training(demo_file, tmp_path, collection):
 
 
 class RecordingModule(GAILModule):
-    """Keeps every batch and the actor weights current when it was handed over."""
+    """Keeps every batch, the actor weights current when it was handed over, and the
+    proximal log-probs its PPO step used."""
 
     def training_step(self, dataloader_iter):
         batch = self.next_batch(dataloader_iter)
         self.seen.append((batch.clone(), copy.deepcopy(self.actor.state_dict())))
         super().training_step(iter([(batch, 0, 0)]))
 
+    def _proximal_log_prob(self, batch):
+        metrics = super()._proximal_log_prob(batch)
+        self.proximal.append(batch["proximal_log_prob"].clone())
+        return metrics
 
-def log_prob_gap(actor, weights, batch) -> float:
-    """How far ``batch``'s stored log-probs are from those of ``actor`` holding ``weights``."""
+
+def log_prob_gap(actor, weights, batch, key="action_log_prob") -> float:
+    """How far ``batch``'s log-probs under ``key`` are from those of ``actor`` holding ``weights``."""
     actor = copy.deepcopy(actor)
     actor.load_state_dict(weights)
     with torch.no_grad():
         current = actor.get_dist(batch.clone()).log_prob(batch["action"])
-    return (current - batch["action_log_prob"]).abs().max().item()
+    return (current - batch[key]).abs().max().item()
 
 
 @pytest.mark.parametrize("collection", COLLECTION)
@@ -149,7 +155,7 @@ def test_policy_lag_is_none_or_exactly_one_update(demo_file, tmp_path, collectio
     _, data = build(demo_file, {**COLLECTION[collection], "total_frames": 1024})
     module = RecordingModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
                              ppo_epochs=2, disc_steps=2, disc_batch_size=64)
-    module.seen = []
+    module.seen, module.proximal = [], []
     fit(module, data, tmp_path)
     assert len(module.seen) == 4
     lag = 1 if data.hparams.overlap else 0
@@ -158,6 +164,9 @@ def test_policy_lag_is_none_or_exactly_one_update(demo_file, tmp_path, collectio
         assert log_prob_gap(module.actor, collected_by, batch) < 1e-4, k
         if k > 0 and lag:
             assert log_prob_gap(module.actor, weights, batch) > 1e-3, k
+        # PPO's proximal policy is the one the update starts from, not the collecting one
+        batch["proximal_log_prob"] = module.proximal[k].reshape(batch.shape)
+        assert log_prob_gap(module.actor, weights, batch, "proximal_log_prob") < 1e-4, k
 
 
 def test_nan_in_a_loss_stops_the_run_and_saves_its_state(demo_file, tmp_path):

@@ -53,8 +53,9 @@ def test_critic_shape():
 
 
 def test_action_sampler_draws_the_actors_distribution_and_its_log_probs():
-    """Collection samples in plain torch; PPO rescores with the actor's TanhNormal. The
-    stored log-prob must be the one PPO computes for the same action, saturated ones too."""
+    """Collection samples in plain torch; TRPO and the reference ``TanhNormal`` rescore
+    with the actor. The stored log-prob must be the actor's for the same action, saturated
+    ones too."""
     torch.manual_seed(0)
     actor = make_actor(RunningNorm(5), 5, [-1.0, -2.0, -0.5], [1.0, 2.0, 0.4], [16], init_log_std=1.0)
     obs = TensorDict({"observation": torch.randn(20_000, 5) * 3}, [20_000])

@@ -43,9 +43,10 @@ def test_on_policy_loss_and_gradients_equal_torchrls_clipped_ppo():
         out = loss(batch.clone())
         (out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]).backward()
         grads = [p.grad.clone() for p in [*actor.parameters(), *critic.parameters()]]
-        results.append(({k: out[k].detach() for k in ("loss_objective", "loss_critic", "loss_entropy", "kl_approx")}, grads))
+        keys = ("loss_objective", "loss_critic", "loss_entropy", "kl_approx", "clip_fraction")
+        results.append(({k: out[k].detach() for k in keys}, grads))
     (ours_out, ours_grads), (their_out, their_grads) = results
-    assert their_out["kl_approx"].abs() > 1e-3  # the policy moved: ratios differ from 1
+    assert 0.05 < their_out["clip_fraction"] < 0.95  # both branches of the clip are exercised
     for key in ours_out:
         torch.testing.assert_close(ours_out[key], their_out[key], rtol=1e-4, atol=1e-6, msg=key)
     for a, b in zip(ours_grads, their_grads):
@@ -78,3 +79,19 @@ def test_clip_acts_around_the_proximal_policy_and_the_surrogate_is_reweighted():
     (-(weight * advantage * (log_prob() - batch["proximal_log_prob"]).exp()).mean()).backward()
     for got, expected in zip(lagged, [p.grad for p in actor.parameters()]):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_log_probs_of_saturated_actions_hold_under_bf16_autocast():
+    """Under bf16-mixed the networks' outputs are bfloat16; the squash's bound must stay
+    float32's, or every action past 0.99 of its range is rescored as if clamped there."""
+    torch.manual_seed(0)
+    actor = make_actor(RunningNorm(4), 4, [-1.0, -2.0], [1.0, 2.0], [32, 32], init_log_std=1.0)
+    batch = batch_of(actor, 4096)
+    saturated = (batch["action"].abs() > 0.995 * torch.tensor([1.0, 2.0])).any(-1)
+    assert saturated.sum() > 100
+    loss = PPOLoss(actor, make_critic(RunningNorm(4), 4, [8]), 0.2, 0.0, 0.5)
+    with torch.no_grad():
+        exact = loss.policy.log_prob(batch["action"], *loss.policy(batch["observation"]))
+        with torch.autocast("cpu", torch.bfloat16):
+            mixed = loss.policy.log_prob(batch["action"], *loss.policy(batch["observation"]))
+    torch.testing.assert_close(mixed[saturated], exact[saturated], atol=0.05, rtol=0.01)
