@@ -15,11 +15,11 @@ nproc | tee "$out/cores.txt"
 
 # 15 workers x 8 envs; a batch of 3840 frames (32 steps per env) splits evenly over them.
 workers=(--data.num_workers=15 --data.num_envs=8 --data.frames_per_batch=3840)
-python3 benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" \
+python3 benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" --rounds 1 \
   --parts b --tag h200-15workers -- "${workers[@]}"
 for precision in 32-true bf16-mixed; do
   for minibatch in 256 1280; do
-    python3 benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" \
+    python3 benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" --rounds 1 \
       --parts c --tag "h200-15workers-gpu-$precision-mb$minibatch" -- "${workers[@]}" \
       --trainer.accelerator=gpu --trainer.precision=$precision --model.minibatch_size=$minibatch
   done

@@ -48,9 +48,9 @@ class CollectorDataModule(L.LightningDataModule):
             ``num_workers * num_envs``.
         overlap: collect batch k+1 while the learner updates on batch k (needs a worker
             process): batch k+1 is then collected by the weights before that update, one
-            update behind, always; 1.8x the frames/s on 2 cores, but on Hopper 3 of 5 seeds
-            reached the expert against all strictly on-policy ones (README Results), so it
-            is off by default. ``False``: every batch by the current weights, as in the paper.
+            update behind, always, and PPO's clip is taken around the policy each update
+            starts from (``ppo.PPOLoss``). ``False``: every batch by the current weights,
+            as in the paper.
         seed: seed of the envs; the CLI also seeds torch with it.
         val_episodes: deterministic episodes run by ``validate`` (and once when ``fit`` ends).
     """
@@ -66,7 +66,7 @@ class CollectorDataModule(L.LightningDataModule):
         total_frames: int = 1_000_000,
         num_envs: int = 1,
         num_workers: int = 1,
-        overlap: bool = False,
+        overlap: bool = True,
         seed: int = 0,
         val_episodes: int = 10,
     ) -> None:

@@ -19,8 +19,10 @@ class Evaluator:
     Episode ``i`` starts from a reset seeded with ``first_seed + i``, so a score depends only
     on the weights, the seeds and the number of episodes, not on earlier evaluations or on
     the process. The copy keeps the envs and their per-step work on the CPU when the
-    networks train on a GPU. Side by side, Hopper's 5 evaluation episodes take about a
-    third of the time they took one after another.
+    networks train on a GPU. Side by side, the Hopper expert's 5 evaluation episodes take
+    1.4 s against 5.4 s one after another. Batched, the policy's arithmetic rounds
+    differently than one episode at a time, and a 1,000-step episode amplifies that: scores
+    can differ from one-at-a-time ones by about 0.1%.
 
     Args:
         make_env: builds ``num_envs`` copies of the env (``make_env(num_envs)``).

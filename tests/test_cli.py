@@ -39,7 +39,7 @@ def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> sub
 
 COLLECTION = {
     "overlap": ["--data.overlap=true"],  # one worker process beside the learner
-    "serial": ["--data.num_workers=0"],
+    "serial": ["--data.num_workers=0", "--data.overlap=false"],
     "two workers": ["--data.num_workers=2", "--data.overlap=true"],
 }
 
