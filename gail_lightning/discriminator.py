@@ -59,8 +59,8 @@ def gradient_penalty(
     the penalty would drift as the statistics update.
     """
     alpha = torch.rand(expert[0].shape[0], 1, device=expert[0].device)
-    norm = discriminator.obs_norm
-    obs = (alpha * norm(expert[0]) + (1 - alpha) * norm(policy[0])).detach().requires_grad_(True)
+    normalize = discriminator.obs_norm
+    obs = (alpha * normalize(expert[0]) + (1 - alpha) * normalize(policy[0])).detach().requires_grad_(True)
     act = (alpha * expert[1] + (1 - alpha) * policy[1]).requires_grad_(True)
     logits = discriminator.on_normalized(obs, act)
     grads = torch.autograd.grad(logits.sum(), (obs, act), create_graph=True)

@@ -95,3 +95,37 @@ def test_log_probs_of_saturated_actions_hold_under_bf16_autocast():
         with torch.autocast("cpu", torch.bfloat16):
             mixed = loss.policy.log_prob(batch["action"], *loss.policy(batch["observation"]))
     torch.testing.assert_close(mixed[saturated], exact[saturated], atol=0.05, rtol=0.01)
+
+
+def test_once_the_policy_moves_the_clip_bounds_its_ratio_to_the_proximal_policy():
+    """After some steps, π/π_proximal leaves [1 − ε, 1 + ε] on part of the batch: those
+    samples stop pushing further, whatever their ratio to the collecting policy; and the
+    weight π_proximal/π_behaviour is capped at ``MAX_IMPORTANCE_WEIGHT``."""
+    from gail_lightning.ppo import MAX_IMPORTANCE_WEIGHT
+
+    actor, critic = networks()
+    loss = PPOLoss(actor, critic, clip_epsilon=0.2, entropy_coeff=0.0, critic_coeff=0.5)
+    batch = batch_of(actor)
+
+    def log_prob():
+        return loss.policy.log_prob(batch["action"], *loss.policy(batch["observation"]))
+
+    with torch.no_grad():
+        batch["proximal_log_prob"] = log_prob()
+        weight = torch.linspace(0.5, 300.0, 512)  # some above the cap
+        batch["action_log_prob"] = batch["proximal_log_prob"] - weight.log()
+        for p in actor.parameters():  # the policy moves away from the proximal one
+            p.add_(0.1 * torch.randn_like(p))
+    actor.zero_grad()
+    loss(batch)["loss_objective"].backward()
+    got = [p.grad.clone() for p in actor.parameters()]
+
+    advantage = batch["advantage"].squeeze(-1)
+    advantage = (advantage - advantage.mean()) / advantage.std()
+    ratio = (log_prob() - batch["proximal_log_prob"]).exp()
+    assert ((ratio < 0.8) | (ratio > 1.2)).float().mean() > 0.1, "the clip is not active"
+    gain = torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
+    actor.zero_grad()
+    (-(weight.clamp(max=MAX_IMPORTANCE_WEIGHT) * gain).mean()).backward()
+    for g, expected in zip(got, [p.grad for p in actor.parameters()]):
+        torch.testing.assert_close(g, expected, rtol=1e-4, atol=1e-6)
