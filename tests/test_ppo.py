@@ -53,10 +53,9 @@ def test_on_policy_loss_and_gradients_equal_torchrls_clipped_ppo():
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
 
 
-def test_clip_acts_around_the_proximal_policy_and_the_surrogate_is_reweighted():
-    """On a lagged batch the policy at the start of the update (proximal) may already be
-    outside the clip range of the collecting one; its gradient must still be the unclipped
-    one, weighted by π_proximal / π_behaviour."""
+def proximal_setup():
+    """Networks, their loss without entropy, a batch whose proximal log-probs are the
+    current policy's, and a function rescoring the batch's actions under the policy."""
     actor, critic = networks()
     loss = PPOLoss(actor, critic, clip_epsilon=0.2, entropy_coeff=0.0, critic_coeff=0.5)
     batch = batch_of(actor)
@@ -66,6 +65,14 @@ def test_clip_acts_around_the_proximal_policy_and_the_surrogate_is_reweighted():
 
     with torch.no_grad():
         batch["proximal_log_prob"] = log_prob()
+    return actor, loss, batch, log_prob
+
+
+def test_clip_acts_around_the_proximal_policy_and_the_surrogate_is_reweighted():
+    """On a lagged batch the policy at the start of the update (proximal) may already be
+    outside the clip range of the collecting one; its gradient must still be the unclipped
+    one, weighted by π_proximal / π_behaviour."""
+    actor, loss, batch, log_prob = proximal_setup()
     # the collecting policy gave each action half or twice its probability now: ratios 2, 0.5
     weight = torch.where(torch.arange(512) % 2 == 0, 2.0, 0.5)
     batch["action_log_prob"] = batch["proximal_log_prob"] - weight.log()
@@ -103,15 +110,8 @@ def test_once_the_policy_moves_the_clip_bounds_its_ratio_to_the_proximal_policy(
     weight π_proximal/π_behaviour is capped at ``MAX_IMPORTANCE_WEIGHT``."""
     from gail_lightning.ppo import MAX_IMPORTANCE_WEIGHT
 
-    actor, critic = networks()
-    loss = PPOLoss(actor, critic, clip_epsilon=0.2, entropy_coeff=0.0, critic_coeff=0.5)
-    batch = batch_of(actor)
-
-    def log_prob():
-        return loss.policy.log_prob(batch["action"], *loss.policy(batch["observation"]))
-
+    actor, loss, batch, log_prob = proximal_setup()
     with torch.no_grad():
-        batch["proximal_log_prob"] = log_prob()
         weight = torch.linspace(0.5, 300.0, 512)  # some above the cap
         batch["action_log_prob"] = batch["proximal_log_prob"] - weight.log()
         for p in actor.parameters():  # the policy moves away from the proximal one
