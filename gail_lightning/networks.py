@@ -126,27 +126,6 @@ def make_actor(
     )
 
 
-def squashed_sample(loc: torch.Tensor, scale: torch.Tensor, center: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """An action drawn from the tanh-squashed Gaussian (reparameterized: differentiable in
-    ``loc`` and ``scale``), kept inside the box as TorchRL's ``TanhNormal`` keeps it."""
-    lim = 1.0 - torch.finfo(loc.dtype).resolution  # TanhNormal's safe tanh bound
-    return center + radius * (loc + scale * torch.randn_like(loc)).tanh().clamp(-lim, lim)
-
-
-def squashed_log_prob(
-    action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor, center: torch.Tensor, radius: torch.Tensor
-) -> torch.Tensor:
-    """Log-density of ``action`` under the tanh-squashed Gaussian, through the inverse tanh
-    of the action, as ``TanhNormal.log_prob`` computes it."""
-    lim = 1.0 - torch.finfo(loc.dtype).resolution
-    pre = ((action - center) / radius).clamp(-lim, lim).atanh()
-    return (
-        -((pre - loc) / scale).pow(2) / 2 - scale.log() - math.log(math.sqrt(2 * math.pi))
-        - 2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))  # log |d tanh / d pre|
-        - radius.log()
-    ).sum(-1)
-
-
 class SquashedGaussian(nn.Module):
     """A ``make_actor`` policy in plain torch: its networks (shared, not copied; not in this
     module's ``state_dict``) and its action box.
@@ -170,10 +149,21 @@ class SquashedGaussian(nn.Module):
         return loc.float(), scale.float()
 
     def sample(self, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        return squashed_sample(loc, scale, self.center, self.radius)
+        """An action drawn from the tanh-squashed Gaussian (reparameterized: differentiable
+        in ``loc`` and ``scale``), kept inside the box as TorchRL's ``TanhNormal`` keeps it."""
+        lim = 1.0 - torch.finfo(loc.dtype).resolution  # TanhNormal's safe tanh bound
+        return self.center + self.radius * (loc + scale * torch.randn_like(loc)).tanh().clamp(-lim, lim)
 
     def log_prob(self, action: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        return squashed_log_prob(action, loc, scale, self.center, self.radius)
+        """Log-density of ``action``, through the inverse tanh of the action, as
+        ``TanhNormal.log_prob`` computes it."""
+        lim = 1.0 - torch.finfo(loc.dtype).resolution
+        pre = ((action - self.center) / self.radius).clamp(-lim, lim).atanh()
+        return (
+            -((pre - loc) / scale).pow(2) / 2 - scale.log() - math.log(math.sqrt(2 * math.pi))
+            - 2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))  # log |d tanh / d pre|
+            - self.radius.log()
+        ).sum(-1)
 
 
 class ActionSampler(TensorDictModuleBase):
