@@ -200,6 +200,7 @@ class GAILModule(OnlineModule):
     ) -> dict[str, torch.Tensor]:
         """``disc_steps`` updates of D on fresh expert and policy minibatches; returns metrics."""
         size = self.hparams.disc_batch_size
+        flat = flat.select("observation", "action")  # minibatches index only what D reads
         for _ in range(self.hparams.disc_steps):
             expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
             policy = flat[torch.randint(flat.numel(), (size,))]
@@ -242,6 +243,7 @@ class GAILModule(OnlineModule):
         size = self.hparams.minibatch_size
         self._anneal_lr(actor_opt, critic_opt)
         totals: dict[str, list[torch.Tensor]] = {}
+        flat = flat.select(*self.ppo_loss.in_keys)  # minibatches index only what the loss reads
         for _ in range(self.hparams.ppo_epochs):
             for idx in torch.randperm(flat.numel()).split(size):
                 losses = self.ppo_loss(flat[idx])
@@ -265,10 +267,11 @@ class GAILModule(OnlineModule):
                 self._diverged(name, value.item())
         self._anneal_lr(critic_opt)
         losses = []
+        flat = flat.select("observation", "value_target")  # minibatches index only what V reads
         for _ in range(self.hparams.ppo_epochs):
             for idx in torch.randperm(flat.numel()).split(self.hparams.minibatch_size):
                 minibatch = flat[idx]
-                value = self.critic(minibatch.select("observation").clone())["state_value"]
+                value = self.critic(minibatch.select("observation"))["state_value"]
                 loss = 0.5 * (value - minibatch["value_target"]).pow(2).mean()
                 self.update(loss, "value loss", critic_opt, max_grad_norm=self.hparams.max_grad_norm)
                 losses.append(loss.detach())

@@ -40,6 +40,9 @@ class PPOLoss(nn.Module):
     standardized within it. The networks are the actor's and critic's own, so this
     module adds nothing to a checkpoint."""
 
+    # what ``forward`` reads of a minibatch
+    in_keys = ("observation", "action", "advantage", "proximal_log_prob", "action_log_prob", "value_target")
+
     def __init__(
         self,
         actor: ProbabilisticActor,

@@ -77,3 +77,27 @@ def test_env_with_wrappers_of_its_own_is_stepped_through_them():
     env = make_env("Hopper-v5", env_kwargs={"render_mode": "rgb_array_list"})  # adds RenderCollection
     assert env.time_limit == 0
     assert type(env.gym_envs[0].env).__name__ == "RenderCollection"
+
+
+def test_resets_after_a_step_give_what_torchrls_own_partial_reset_gives(monkeypatch):
+    """``VectorGymEnv._step_and_maybe_reset`` resets done envs in numpy: the collected batches
+    and the env's entries of the step the collector resumes from equal TorchRL's path."""
+    from torchrl.envs import EnvBase
+
+    from gail_lightning.envs import VectorGymEnv
+
+    def collect() -> tuple[list, object]:
+        torch.manual_seed(0)
+        actor = make_actor(RunningNorm(11), 11, [-1.0] * 3, [1.0] * 3, [16])
+        worker = RolloutWorker("Hopper-v5", {"max_episode_steps": 20}, 4, 400, seed=0, actor=actor, own_process=False)
+        batches = [worker.collect(actor.state_dict())[0] for _ in range(2)]
+        return batches, worker.collector._carrier.select(*worker.env.observation_spec.keys(), *worker.env.done_keys)
+
+    ours, ours_next = collect()
+    monkeypatch.setattr(VectorGymEnv, "_step_and_maybe_reset", EnvBase._step_and_maybe_reset)
+    reference, reference_next = collect()
+    assert ours[0]["next", "terminated"].sum() > 5 and ours[0]["next", "truncated"].sum() > 5
+    for batch, expected in zip(ours, reference):
+        assert set(batch.keys(True, True)) == set(expected.keys(True, True))
+        assert (batch == expected).all()
+    assert (ours_next == reference_next).all()
