@@ -141,6 +141,13 @@ class Demonstrations:
         )
 
     @property
+    def absorbing_rate(self) -> float:
+        """The absorbing pairs' share of the pairs with absorbing states (DAC): one absorbing
+        pair per episode that terminated (not truncated), after its steps' pairs."""
+        terminated = int(self.terminated[self.episode_ends].sum())
+        return terminated / (len(self.observations) + terminated)
+
+    @property
     def episode_ends(self) -> np.ndarray:
         """Row of each episode's last step."""
         return np.cumsum(self.episode_lengths) - 1

@@ -20,22 +20,48 @@ RewardKind = Literal["survival", "logit", "env"]
 
 
 class Discriminator(nn.Module):
-    """Binary classifier of expert vs policy state-action pairs (tanh MLP on [norm(s), a])."""
+    """Binary classifier of expert vs policy state-action pairs (tanh MLP on [norm(s), a]).
+
+    With ``absorbing`` it also scores the absorbing state an episode enters when it
+    terminates (DAC, Kostrikov et al. 2019): the network reads one more input, the absorbing
+    flag, and the absorbing pair's observation and action read as zeros. D then learns
+    whether ending an episode is expert-like, instead of the reward deciding it by its sign.
+    """
 
     def __init__(
-        self, obs_norm: RunningNorm, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int]
+        self, obs_norm: RunningNorm, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int],
+        absorbing: bool = False,
     ) -> None:
         super().__init__()
         self.obs_norm = obs_norm
-        self.net = mlp(obs_dim + action_dim, 1, hidden_sizes)
+        self.obs_dim, self.action_dim, self.absorbing = obs_dim, action_dim, absorbing
+        self.net = mlp(obs_dim + action_dim + int(absorbing), 1, hidden_sizes)
 
-    def forward(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, observation: torch.Tensor, action: torch.Tensor, absorbing: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logit of D(s, a), shape ``[..., 1]``."""
-        return self.on_normalized(self.obs_norm(observation), action)
+        return self.net(self.inputs(observation, action, absorbing))
 
-    def on_normalized(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Logit of D for observations already normalized by ``obs_norm``."""
-        return self.net(torch.cat([observation, action], dim=-1))
+    def inputs(
+        self, observation: torch.Tensor, action: torch.Tensor, absorbing: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """What the network reads: the normalized observation and the action, and with
+        absorbing states the flag ``absorbing`` ``[..., 1]`` (0, the default: a live state;
+        1: the absorbing state)."""
+        observation = self.obs_norm(observation)
+        if not self.absorbing:
+            return torch.cat([observation, action], dim=-1)
+        if absorbing is None:
+            absorbing = observation.new_zeros(*observation.shape[:-1], 1)
+        live = 1 - absorbing
+        return torch.cat([observation * live, action * live, absorbing], dim=-1)
+
+    def absorbing_logit(self) -> torch.Tensor:
+        """Logit of D at the absorbing state, shape ``[1]``."""
+        device = self.obs_norm.mean.device
+        zeros = torch.zeros(1, self.obs_dim + self.action_dim, device=device)
+        return self(zeros[:, :self.obs_dim], zeros[:, self.obs_dim:], torch.ones(1, 1, device=device))[0]
 
 
 def discriminator_loss(expert_logits: torch.Tensor, policy_logits: torch.Tensor) -> torch.Tensor:
@@ -45,27 +71,26 @@ def discriminator_loss(expert_logits: torch.Tensor, policy_logits: torch.Tensor)
     ) + F.binary_cross_entropy_with_logits(policy_logits, torch.zeros_like(policy_logits))
 
 
-def gradient_penalty(
-    discriminator: Discriminator,
-    expert: tuple[torch.Tensor, torch.Tensor],
-    policy: tuple[torch.Tensor, torch.Tensor],
-) -> torch.Tensor:
-    """WGAN-GP style penalty (‖∇D‖ − 1)² on random interpolates of expert and policy pairs.
+def gradient_penalty(discriminator: Discriminator, expert: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP style penalty (‖∇D‖ − 1)² on random interpolates of expert and policy
+    inputs (``Discriminator.inputs``).
 
-    The gradient is taken with respect to the normalized observations D sees, not the raw
-    ones: raw, a dimension with a small spread (a height, an angle) has its gradient scaled
-    up by 1/std, so the penalty would flatten D along exactly those dimensions (at init
-    ‖∇D‖ is 12.5 with respect to raw Hopper observations, 0.77 to normalized ones), and
-    the penalty would drift as the statistics update.
+    The gradient is taken with respect to what the network reads, the normalized
+    observations, not the raw ones: raw, a dimension with a small spread (a height, an
+    angle) has its gradient scaled up by 1/std, so the penalty would flatten D along exactly
+    those dimensions (at init ‖∇D‖ is 12.5 with respect to raw Hopper observations, 0.77 to
+    normalized ones), and the penalty would drift as the statistics update.
     """
-    alpha = torch.rand(expert[0].shape[0], 1, device=expert[0].device)
-    normalize = discriminator.obs_norm
-    obs = (alpha * normalize(expert[0]) + (1 - alpha) * normalize(policy[0])).detach().requires_grad_(True)
-    act = (alpha * expert[1] + (1 - alpha) * policy[1]).requires_grad_(True)
-    logits = discriminator.on_normalized(obs, act)
-    grads = torch.autograd.grad(logits.sum(), (obs, act), create_graph=True)
-    norm = torch.cat(grads, dim=-1).norm(2, dim=-1)
-    return (norm - 1).pow(2).mean()
+    alpha = torch.rand(expert.shape[0], 1, device=expert.device)
+    inputs = (alpha * expert + (1 - alpha) * policy).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator.net(inputs).sum(), inputs, create_graph=True)
+    return (grad.norm(2, dim=-1) - 1).pow(2).mean()
+
+
+def absorbing_flags(count: int, rate: float, device: torch.device) -> torch.Tensor:
+    """Absorbing flags ``[count, 1]`` for pairs drawn from data where a share ``rate`` of
+    the pairs is the absorbing pair: each flag is 1 with probability ``rate``."""
+    return (torch.rand(count, 1, device=device) < rate).float()
 
 
 def learned_reward(logits: torch.Tensor, kind: RewardKind) -> torch.Tensor:

@@ -14,6 +14,7 @@ from gail_lightning.bc import clone_expert
 from gail_lightning.discriminator import (
     Discriminator,
     RewardKind,
+    absorbing_flags,
     discriminator_loss,
     gradient_penalty,
     learned_reward,
@@ -40,6 +41,11 @@ class GAILModule(OnlineModule):
         action_low: lower bound of each action dimension (linked from the DataModule).
         action_high: upper bound of each action dimension (linked from the DataModule).
         reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``env`` = true reward.
+        absorbing: episodes that terminate (not those cut by the time limit) continue into an
+            absorbing state that D scores like any other (DAC, Kostrikov et al. 2019): the
+            terminal step's return adds γ·r_abs/(1−γ), the discounted reward of staying there.
+            Without it ``survival`` pays for every step alive and ``logit`` charges for
+            every step while D still tells the policy apart, whatever the expert did.
         hidden_sizes: hidden layer widths of policy, value and discriminator (tanh).
         init_log_std: the policy's initial log std (before the tanh squash; 0 = std 1).
             Lower starts closer to a deterministic expert, whose actions D could otherwise
@@ -79,6 +85,7 @@ class GAILModule(OnlineModule):
         action_low: Sequence[float],
         action_high: Sequence[float],
         reward: RewardKind = "survival",
+        absorbing: bool = False,
         hidden_sizes: Sequence[int] = (100, 100),
         init_log_std: float = 0.0,
         policy_lr: float = 3e-4,
@@ -110,17 +117,23 @@ class GAILModule(OnlineModule):
         )
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
+        if absorbing and reward == "env":
+            raise UserInputError(
+                "--model.absorbing true gives the absorbing state a learned reward; with "
+                "--model.reward env there is none: use --model.reward logit or survival."
+            )
         self.save_hyperparameters()
         self.obs_norm = RunningNorm(obs_dim)
         self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes,
                                 init_log_std=init_log_std)
         self.critic = make_critic(self.obs_norm, obs_dim, hidden_sizes)
-        self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes)
+        self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes, absorbing)
         self.ppo_loss = PPOLoss(self.actor, self.critic, clip_epsilon, entropy_coeff, critic_coeff)
         if compile_loss:
             self.ppo_loss.compile()  # in place: parameter names and checkpoints stay the same
         self.gae = GAE(gamma=gamma, lmbda=gae_lambda, value_network=self.critic)
         self.expert: TensorDict | None = None
+        self.expert_absorbing_rate = 0.0  # the absorbing pairs' share of the expert's pairs
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Checkpoints from before ``ppo.PPOLoss`` (2026-12-03) also hold TorchRL's PPO
@@ -150,6 +163,7 @@ class GAILModule(OnlineModule):
             )
         if datamodule is not None and datamodule.expert is not None:
             self.expert = datamodule.expert
+            self.expert_absorbing_rate = datamodule.demonstrations.absorbing_rate
         elif self.hparams.reward != "env":
             raise UserInputError(
                 f"reward={self.hparams.reward!r} learns from demonstrations: pass "
@@ -181,6 +195,8 @@ class GAILModule(OnlineModule):
                 logits = self.discriminator(batch["observation"], batch["action"])
             batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
             metrics["reward/learned_mean"] = batch["next", "reward"].mean()
+            if self.hparams.absorbing:
+                metrics |= self._absorb(batch)
         metrics |= self._proximal_log_prob(batch)
         with torch.no_grad():
             self.gae(batch)
@@ -198,27 +214,47 @@ class GAILModule(OnlineModule):
     def _discriminator_step(
         self, flat: TensorDictBase, opt: torch.optim.Optimizer
     ) -> dict[str, torch.Tensor]:
-        """``disc_steps`` updates of D on fresh expert and policy minibatches; returns metrics."""
+        """``disc_steps`` updates of D on fresh expert and policy minibatches; returns metrics.
+
+        With absorbing states each side's minibatch holds the absorbing pair as often as its
+        data does: once per terminated episode among the episodes' pairs."""
         size = self.hparams.disc_batch_size
+        terminated = flat["next", "terminated"].sum().item()
+        policy_rate = terminated / (flat.numel() + terminated)
         flat = flat.select("observation", "action")  # minibatches index only what D reads
         for _ in range(self.hparams.disc_steps):
-            expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
-            policy = flat[torch.randint(flat.numel(), (size,))]
-            expert_logits = self.discriminator(expert["observation"], expert["action"])
-            policy_logits = self.discriminator(policy["observation"], policy["action"])
+            expert = self.discriminator_inputs(
+                self.expert[torch.randint(len(self.expert), (size,))].to(self.device), self.expert_absorbing_rate)
+            policy = self.discriminator_inputs(flat[torch.randint(flat.numel(), (size,))], policy_rate)
+            expert_logits = self.discriminator.net(expert)
+            policy_logits = self.discriminator.net(policy)
             loss = discriminator_loss(expert_logits.float(), policy_logits.float())
             if self.hparams.grad_penalty > 0:
-                loss = loss + self.hparams.grad_penalty * gradient_penalty(
-                    self.discriminator,
-                    (expert["observation"], expert["action"]),
-                    (policy["observation"], policy["action"]),
-                )
+                loss = loss + self.hparams.grad_penalty * gradient_penalty(self.discriminator, expert, policy)
             self.update(loss, "discriminator loss", opt, max_grad_norm=self.hparams.max_grad_norm)
         return {
             "loss/discriminator": loss.detach(),
             "disc/expert_accuracy": (expert_logits > 0).float().mean(),
             "disc/policy_accuracy": (policy_logits < 0).float().mean(),
         }
+
+    def discriminator_inputs(self, pairs: TensorDictBase, absorbing_rate: float) -> torch.Tensor:
+        """D's inputs for ``pairs`` drawn from data whose share ``absorbing_rate`` of pairs is
+        the absorbing pair (with absorbing states; otherwise the pairs as they are)."""
+        flags = None
+        if self.hparams.absorbing:
+            flags = absorbing_flags(pairs.numel(), absorbing_rate, self.device)
+        return self.discriminator.inputs(pairs["observation"], pairs["action"], flags)
+
+    @torch.no_grad()
+    def _absorb(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Add to each terminal step's reward the discounted return of the absorbing state it
+        leads to, γ·r_abs/(1−γ): GAE cuts the return at termination, so this is the whole
+        value of what follows."""
+        reward = learned_reward(self.discriminator.absorbing_logit().float(), self.hparams.reward)
+        gamma = self.hparams.gamma
+        batch["next", "reward"] += batch["next", "terminated"] * (gamma * reward / (1 - gamma))
+        return {"reward/absorbing": reward[0]}
 
     @torch.no_grad()
     def _proximal_log_prob(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:

@@ -160,3 +160,12 @@ def test_datamodule_subsamples_the_expert_pairs(demo_file, demos):
     assert np.floor((lengths - 1) / 20).sum() + len(lengths) >= len(data.expert) >= np.ceil((lengths - 19) / 20).sum()
     with pytest.raises(UserInputError, match="subsample must be > 0"):
         CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), subsample=0)
+
+
+def test_absorbing_rate_counts_one_pair_per_terminated_episode(demos):
+    ends, n, episodes = demos.episode_ends, len(demos.observations), demos.num_episodes
+    assert demos.terminated[ends].all()  # random InvertedPendulum episodes all fall
+    assert demos.absorbing_rate == pytest.approx(episodes / (n + episodes))
+    cut = dataclasses.replace(demos, terminated=demos.terminated.copy(), truncated=demos.truncated.copy())
+    cut.terminated[ends[:2]], cut.truncated[ends[:2]] = False, True  # two cut by a time limit
+    assert cut.absorbing_rate == pytest.approx((episodes - 2) / (n + episodes - 2))

@@ -62,15 +62,23 @@ def test_discriminator_reads_normalized_observations():
     assert not torch.allclose(before, after)
 
 
-def test_gradient_penalty_is_differentiable_and_nonnegative():
+def test_gradient_penalty_is_differentiable():
     disc = Discriminator(RunningNorm(3), 3, 2, [16, 16])
-    expert = (torch.randn(8, 3), torch.randn(8, 2))
-    policy = (torch.randn(8, 3), torch.randn(8, 2))
+    expert = disc.inputs(torch.randn(8, 3), torch.randn(8, 2))
+    policy = disc.inputs(torch.randn(8, 3), torch.randn(8, 2))
     penalty = gradient_penalty(disc, expert, policy)
     penalty.backward()
-    assert penalty.item() >= 0
     weights = [p for name, p in disc.net.named_parameters() if name.endswith("weight")]
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
+
+
+def test_gradient_penalty_of_a_linear_discriminator_is_its_slope_minus_one_squared():
+    disc = Discriminator(RunningNorm(3), 3, 2, [16])
+    disc.net = torch.nn.Linear(5, 1)
+    with torch.no_grad():
+        disc.net.weight.copy_(torch.tensor([[3.0, 0.0, 0.0, 4.0, 0.0]]))  # |grad D| = 5 everywhere
+    expert, policy = disc.inputs(torch.randn(8, 3), torch.randn(8, 2)), disc.inputs(torch.randn(8, 3), torch.randn(8, 2))
+    assert gradient_penalty(disc, expert, policy).item() == pytest.approx(16.0)
 
 
 def test_gradient_penalty_does_not_depend_on_the_scale_of_observations():
@@ -85,6 +93,19 @@ def test_gradient_penalty_does_not_depend_on_the_scale_of_observations():
         disc.obs_norm = RunningNorm(3)
         disc.obs_norm.update(data * factor)
         torch.manual_seed(1)  # the same interpolation weights
-        penalty = gradient_penalty(disc, (data[:128] * factor, actions[:128]), (data[128:] * factor, actions[128:]))
+        expert = disc.inputs(data[:128] * factor, actions[:128])
+        penalty = gradient_penalty(disc, expert, disc.inputs(data[128:] * factor, actions[128:]))
         penalties.append(penalty.item())
     assert penalties[0] == pytest.approx(penalties[1], rel=1e-4)
+
+
+def test_the_absorbing_pair_is_one_point_whatever_observation_and_action_it_carries():
+    torch.manual_seed(0)
+    disc = Discriminator(RunningNorm(3), 3, 2, [16, 16], absorbing=True)
+    disc.obs_norm.update(torch.randn(100, 3) * 3 + 1)
+    obs, act = torch.randn(6, 3), torch.randn(6, 2)
+    absorbing = disc(obs, act, torch.ones(6, 1))
+    torch.testing.assert_close(absorbing, disc.absorbing_logit().expand(6, 1))
+    live = disc(obs, act)  # the flag defaults to 0: live states, which differ
+    torch.testing.assert_close(live, disc(obs, act, torch.zeros(6, 1)))
+    assert live.unique().numel() == 6 and not torch.isclose(live, absorbing).any()

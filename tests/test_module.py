@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import ENV_ID, deterministic_actions, fit
 from lightning.pytorch.plugins import MixedPrecision
+from tensordict import TensorDict
 from torchrl.collectors import Collector
 
 from gail_lightning.data import CollectorDataModule
@@ -217,3 +218,39 @@ def test_a_grad_scaler_is_refused_before_training(demo_file, tmp_path):
     with pytest.raises(UserInputError, match="use --trainer.precision bf16-mixed or 32-true"):
         fit(module, data, tmp_path, plugins=[scaler])
     assert int(module.frames) == 0
+
+
+def test_absorbing_state_adds_its_discounted_reward_to_terminated_steps_only(demo_file):
+    module, _ = build(demo_file, reward="logit", absorbing=True, gamma=0.9)
+    terminated = torch.tensor([[False, True, False, False]]).unsqueeze(-1)
+    truncated = torch.tensor([[False, False, False, True]]).unsqueeze(-1)
+    reward = torch.tensor([[1.0, 2.0, 3.0, 4.0]]).unsqueeze(-1)
+    batch = TensorDict({"next": {"reward": reward.clone(), "terminated": terminated, "truncated": truncated}}, [1, 4])
+    metrics = module._absorb(batch)
+    r_abs = module.discriminator.absorbing_logit().item()  # the logit reward at the absorbing state
+    assert metrics["reward/absorbing"].item() == pytest.approx(r_abs)
+    expected = reward.clone()
+    expected[0, 1] += 0.9 * r_abs / (1 - 0.9)
+    torch.testing.assert_close(batch["next", "reward"], expected)
+
+
+def test_discriminator_step_learns_who_is_expert_and_that_the_expert_never_ends_early(demo_file, tmp_path):
+    """Separable data: D's logits rise on expert pairs and fall on the policy's; the policy's
+    episodes end (one absorbing pair per 5 steps) and the expert's never do, so D learns the
+    absorbing state is the policy's."""
+    torch.manual_seed(0)
+    module, data = build(demo_file, reward="logit", absorbing=True, disc_lr=3e-3)
+    fit(module, data, tmp_path)  # attaches a trainer and optimizers
+    module.expert = TensorDict({"observation": torch.randn(512, 4) + 2, "action": torch.rand(512, 1) - 0.5}, [512])
+    module.expert_absorbing_rate = 0.0
+    policy = TensorDict({"observation": torch.randn(512, 4) - 2, "action": torch.rand(512, 1) - 0.5,
+                         "next": {"terminated": (torch.arange(512) % 5 == 4).unsqueeze(-1)}}, [512])
+    before = module.discriminator.absorbing_logit().item()
+    for _ in range(30):
+        metrics = module._discriminator_step(policy, module.optimizers()[2])
+    with torch.no_grad():
+        expert_logits = module.discriminator(module.expert["observation"], module.expert["action"])
+        policy_logits = module.discriminator(policy["observation"], policy["action"])
+    assert expert_logits.min() > 0 > policy_logits.max()
+    assert metrics["disc/expert_accuracy"] == 1 and metrics["disc/policy_accuracy"] > 0.7
+    assert module.discriminator.absorbing_logit().item() < min(before, 0) - 1
