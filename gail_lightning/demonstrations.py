@@ -120,7 +120,8 @@ class Demonstrations:
         )
 
     def to_tensordict(self, subsample: int = 1) -> TensorDict:
-        """Expert (s, a) pairs keyed as the collector keys policy data.
+        """Expert (s, a) pairs, with each one's next observation and termination (AIRL's D
+        reads them), keyed as the collector keys policy data.
 
         ``subsample`` k keeps every k-th pair of each episode from an offset in [0, k) drawn
         per episode with a fixed seed, as Ho & Ermon's GAIL experiments (k = 20) did: fewer,
@@ -136,6 +137,10 @@ class Demonstrations:
             {
                 "observation": torch.as_tensor(self.observations[rows], dtype=torch.float32),
                 "action": torch.as_tensor(self.actions[rows], dtype=torch.float32),
+                "next": {
+                    "observation": torch.as_tensor(self.next_observations[rows], dtype=torch.float32),
+                    "terminated": torch.as_tensor(self.terminated[rows]).unsqueeze(-1),
+                },
             },
             batch_size=[len(rows)],
         )

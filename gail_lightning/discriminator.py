@@ -16,7 +16,7 @@ from torch import nn
 
 from gail_lightning.networks import RunningNorm, mlp
 
-RewardKind = Literal["survival", "logit", "env"]
+RewardKind = Literal["survival", "logit", "airl", "env"]
 
 
 class Discriminator(nn.Module):
@@ -26,16 +26,22 @@ class Discriminator(nn.Module):
     terminates (DAC, Kostrikov et al. 2019): the network reads one more input, the absorbing
     flag, and the absorbing pair's observation and action read as zeros. D then learns
     whether ending an episode is expert-like, instead of the reward deciding it by its sign.
+
+    With ``shaping_gamma`` (AIRL, Fu et al. 2018) ``net`` is AIRL's g(s, a) and a second
+    network h(s) (``potential``) adds the shaping term γ·h(s') − h(s) (``shaping``):
+    D = exp f / (exp f + π(a|s)) with f = g + γ·h(s') − h(s), so its logit is f − log π.
     """
 
     def __init__(
         self, obs_norm: RunningNorm, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int],
-        absorbing: bool = False,
+        absorbing: bool = False, shaping_gamma: float | None = None,
     ) -> None:
         super().__init__()
         self.obs_norm = obs_norm
         self.obs_dim, self.action_dim, self.absorbing = obs_dim, action_dim, absorbing
         self.net = mlp(obs_dim + action_dim + int(absorbing), 1, hidden_sizes)
+        self.shaping_gamma = shaping_gamma
+        self.potential = None if shaping_gamma is None else mlp(obs_dim + int(absorbing), 1, hidden_sizes)
 
     def forward(
         self, observation: torch.Tensor, action: torch.Tensor, absorbing: torch.Tensor | None = None
@@ -57,11 +63,38 @@ class Discriminator(nn.Module):
         live = 1 - absorbing
         return torch.cat([observation * live, action * live, absorbing], dim=-1)
 
+    def potential_of(self, observation: torch.Tensor, absorbing: torch.Tensor | None = None) -> torch.Tensor:
+        """AIRL's h(s), shape ``[..., 1]``; ``absorbing`` flags the absorbing state as in ``inputs``."""
+        observation = self.obs_norm(observation)
+        if self.absorbing:
+            flag = observation.new_zeros(*observation.shape[:-1], 1) if absorbing is None else absorbing
+            observation = torch.cat([observation * (1 - flag), flag], dim=-1)
+        return self.potential(observation)
+
+    def shaping(
+        self, observation: torch.Tensor, next_observation: torch.Tensor, terminated: torch.Tensor,
+        absorbing: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """AIRL's γ·h(s') − h(s) ``[..., 1]``. After a termination s' is the absorbing state
+        (with absorbing states), otherwise h(s') = 0; an absorbing pair (flag 1) goes from
+        the absorbing state to itself."""
+        terminated = terminated.to(observation.dtype)
+        if self.absorbing:
+            next_flag = terminated if absorbing is None else torch.maximum(terminated, absorbing)
+            following = self.potential_of(next_observation, next_flag)
+        else:
+            following = self.potential_of(next_observation) * (1 - terminated)
+        return self.shaping_gamma * following - self.potential_of(observation, absorbing)
+
     def absorbing_logit(self) -> torch.Tensor:
-        """Logit of D at the absorbing state, shape ``[1]``."""
+        """Logit of D at the absorbing state, shape ``[1]``: with AIRL's shaping, g + (γ − 1)·h
+        there, and log π = 0 (the absorbing state has one action)."""
         device = self.obs_norm.mean.device
-        zeros = torch.zeros(1, self.obs_dim + self.action_dim, device=device)
-        return self(zeros[:, :self.obs_dim], zeros[:, self.obs_dim:], torch.ones(1, 1, device=device))[0]
+        obs, flag = torch.zeros(1, self.obs_dim, device=device), torch.ones(1, 1, device=device)
+        logit = self(obs, torch.zeros(1, self.action_dim, device=device), flag)
+        if self.potential is not None:
+            logit = logit + self.shaping(obs, obs, flag, flag)
+        return logit[0]
 
 
 def discriminator_loss(expert_logits: torch.Tensor, policy_logits: torch.Tensor) -> torch.Tensor:
@@ -99,9 +132,10 @@ def learned_reward(logits: torch.Tensor, kind: RewardKind) -> torch.Tensor:
     ``survival``: −log(1 − D) = softplus(logit), always positive, which rewards staying
     alive and so suits tasks that end early (Hopper, Walker2d). ``logit``:
     log D − log(1 − D) = logit, unbiased in sign, for tasks without early termination.
+    ``airl``: the same, log D − log(1 − D), of AIRL's D: f − log π(a|s).
     """
     if kind == "survival":
         return F.softplus(logits)
-    if kind == "logit":
+    if kind in ("logit", "airl"):
         return logits
-    raise ValueError(f"learned_reward got kind={kind!r}; use 'survival' or 'logit'.")
+    raise ValueError(f"learned_reward got kind={kind!r}; use 'survival', 'logit' or 'airl'.")

@@ -40,7 +40,9 @@ class GAILModule(OnlineModule):
         obs_dim: observation size (linked from the DataModule by the CLI).
         action_low: lower bound of each action dimension (linked from the DataModule).
         action_high: upper bound of each action dimension (linked from the DataModule).
-        reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``env`` = true reward.
+        reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``airl`` = the same of
+            AIRL's D (Fu et al. 2018), f(s, a, s') − log π(a|s) with f = g(s, a) + γ·h(s') − h(s),
+            ``env`` = true reward.
         absorbing: episodes that terminate (not those cut by the time limit) continue into an
             absorbing state that D scores like any other (DAC, Kostrikov et al. 2019): the
             terminal step's return adds γ·r_abs/(1−γ), the discounted reward of staying there.
@@ -127,7 +129,8 @@ class GAILModule(OnlineModule):
         self.actor = make_actor(self.obs_norm, obs_dim, action_low, action_high, hidden_sizes,
                                 init_log_std=init_log_std)
         self.critic = make_critic(self.obs_norm, obs_dim, hidden_sizes)
-        self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes, absorbing)
+        self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes, absorbing,
+                                           shaping_gamma=gamma if reward == "airl" else None)
         self.ppo_loss = PPOLoss(self.actor, self.critic, clip_epsilon, entropy_coeff, critic_coeff)
         if compile_loss:
             self.ppo_loss.compile()  # in place: parameter names and checkpoints stay the same
@@ -149,7 +152,7 @@ class GAILModule(OnlineModule):
         # the actor's step on CPU, 80 times per batch
         actor = torch.optim.Adam(self.actor.parameters(), lr=self.hparams.policy_lr, eps=1e-5, fused=True)
         critic = torch.optim.Adam(self.critic.parameters(), lr=self.hparams.policy_lr, eps=1e-5, fused=True)
-        disc = torch.optim.Adam(self.discriminator.net.parameters(), lr=self.hparams.disc_lr, fused=True)
+        disc = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.disc_lr, fused=True)
         return [actor, critic, disc]
 
     def setup(self, stage: str) -> None:
@@ -185,19 +188,18 @@ class GAILModule(OnlineModule):
     def training_step(self, dataloader_iter: Iterator) -> None:
         batch = self.next_batch(dataloader_iter)
         actor_opt, critic_opt, disc_opt = self.optimizers()
+        metrics = self._proximal_log_prob(batch)  # AIRL's D reads them
         flat = batch.reshape(-1)
-        metrics: dict[str, torch.Tensor] = {}
         if self.hparams.reward == "env":
             batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
         else:
             metrics |= self._discriminator_step(flat, disc_opt)
             with torch.no_grad():
-                logits = self.discriminator(batch["observation"], batch["action"])
+                logits, _ = self._discriminator_logits(batch, None)
             batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
             metrics["reward/learned_mean"] = batch["next", "reward"].mean()
             if self.hparams.absorbing:
                 metrics |= self._absorb(batch)
-        metrics |= self._proximal_log_prob(batch)
         with torch.no_grad():
             self.gae(batch)
         if self.hparams.policy_optimizer == "trpo":
@@ -221,13 +223,15 @@ class GAILModule(OnlineModule):
         size = self.hparams.disc_batch_size
         terminated = flat["next", "terminated"].sum().item()
         policy_rate = terminated / (flat.numel() + terminated)
-        flat = flat.select("observation", "action")  # minibatches index only what D reads
+        keys = ["observation", "action"]
+        if self.hparams.reward == "airl":
+            keys += [("next", "observation"), ("next", "terminated"), "proximal_log_prob"]
+        flat = flat.select(*keys)  # minibatches index only what D reads
         for _ in range(self.hparams.disc_steps):
-            expert = self.discriminator_inputs(
-                self.expert[torch.randint(len(self.expert), (size,))].to(self.device), self.expert_absorbing_rate)
-            policy = self.discriminator_inputs(flat[torch.randint(flat.numel(), (size,))], policy_rate)
-            expert_logits = self.discriminator.net(expert)
-            policy_logits = self.discriminator.net(policy)
+            expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
+            expert_logits, expert = self._discriminator_logits(expert, self._absorbing_flags(size, self.expert_absorbing_rate))
+            policy = flat[torch.randint(flat.numel(), (size,))]
+            policy_logits, policy = self._discriminator_logits(policy, self._absorbing_flags(size, policy_rate))
             loss = discriminator_loss(expert_logits.float(), policy_logits.float())
             if self.hparams.grad_penalty > 0:
                 loss = loss + self.hparams.grad_penalty * gradient_penalty(self.discriminator, expert, policy)
@@ -238,13 +242,31 @@ class GAILModule(OnlineModule):
             "disc/policy_accuracy": (policy_logits < 0).float().mean(),
         }
 
-    def discriminator_inputs(self, pairs: TensorDictBase, absorbing_rate: float) -> torch.Tensor:
-        """D's inputs for ``pairs`` drawn from data whose share ``absorbing_rate`` of pairs is
-        the absorbing pair (with absorbing states; otherwise the pairs as they are)."""
-        flags = None
-        if self.hparams.absorbing:
-            flags = absorbing_flags(pairs.numel(), absorbing_rate, self.device)
-        return self.discriminator.inputs(pairs["observation"], pairs["action"], flags)
+    def _absorbing_flags(self, count: int, rate: float) -> torch.Tensor | None:
+        """Which of ``count`` pairs drawn from data whose share ``rate`` of pairs is the
+        absorbing pair are it (with absorbing states; None without)."""
+        return absorbing_flags(count, rate, self.device) if self.hparams.absorbing else None
+
+    def _discriminator_logits(
+        self, pairs: TensorDictBase, absorbing: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits for ``pairs`` (those ``absorbing`` flags being the absorbing pair), and
+        the inputs of its network ``net`` (for the gradient penalty). With AIRL the logit is
+        g + γ·h(s') − h(s) − log π(a|s), log π under the current policy: the pairs'
+        ``proximal_log_prob``, or computed here for expert pairs."""
+        inputs = self.discriminator.inputs(pairs["observation"], pairs["action"], absorbing)
+        logits = self.discriminator.net(inputs)
+        if self.hparams.reward == "airl":
+            log_prob = pairs.get("proximal_log_prob", None)
+            if log_prob is None:
+                with torch.no_grad():
+                    policy = self.ppo_loss.policy
+                    log_prob = policy.log_prob(pairs["action"], *policy(pairs["observation"]))
+            log_prob = log_prob.unsqueeze(-1) * (1 if absorbing is None else 1 - absorbing)
+            shaping = self.discriminator.shaping(
+                pairs["observation"], pairs["next", "observation"], pairs["next", "terminated"], absorbing)
+            logits = logits + shaping - log_prob
+        return logits, inputs
 
     @torch.no_grad()
     def _absorb(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:

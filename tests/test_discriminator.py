@@ -109,3 +109,23 @@ def test_the_absorbing_pair_is_one_point_whatever_observation_and_action_it_carr
     live = disc(obs, act)  # the flag defaults to 0: live states, which differ
     torch.testing.assert_close(live, disc(obs, act, torch.zeros(6, 1)))
     assert live.unique().numel() == 6 and not torch.isclose(live, absorbing).any()
+
+
+@pytest.mark.parametrize("absorbing", [False, True])
+def test_airl_shaping_is_gamma_h_next_minus_h_with_terminal_and_absorbing_states(absorbing):
+    """h after a termination: 0, or the absorbing state's; an absorbing pair: γ·h(abs) − h(abs)."""
+    disc = Discriminator(RunningNorm(3), 3, 2, [8], absorbing=absorbing, shaping_gamma=0.9)
+    disc.potential = torch.nn.Linear(3 + absorbing, 1)  # identity normalization: h is linear in s
+    with torch.no_grad():
+        disc.potential.weight.copy_(torch.tensor([[1.0, 2.0, -1.0, 5.0][:3 + absorbing]]))
+        disc.potential.bias.fill_(0.5)
+    obs, nxt = torch.tensor([[1.0, 0.0, 0.0]] * 3), torch.tensor([[0.0, 1.0, 0.0]] * 3)
+    terminated = torch.tensor([[False], [True], [False]])
+    h_abs = 5.5 if absorbing else 0.0
+    expected = torch.tensor([[0.9 * 2.5 - 1.5], [0.9 * h_abs - 1.5], [0.9 * h_abs - h_abs]])
+    flags = torch.tensor([[0.0], [0.0], [1.0]]) if absorbing else None
+    shaping = disc.shaping(obs, nxt, terminated, flags)
+    torch.testing.assert_close(shaping if absorbing else shaping[:2], expected if absorbing else expected[:2])
+    if absorbing:
+        g_abs = disc(torch.zeros(1, 3), torch.zeros(1, 2), torch.ones(1, 1))[0]
+        torch.testing.assert_close(disc.absorbing_logit(), g_abs + 0.9 * h_abs - h_abs)

@@ -254,3 +254,32 @@ def test_discriminator_step_learns_who_is_expert_and_that_the_expert_never_ends_
     assert expert_logits.min() > 0 > policy_logits.max()
     assert metrics["disc/expert_accuracy"] == 1 and metrics["disc/policy_accuracy"] > 0.7
     assert module.discriminator.absorbing_logit().item() < min(before, 0) - 1
+
+
+def test_airl_logit_is_f_minus_the_current_policys_log_prob(demo_file):
+    """Expert pairs get log π from the current policy, batch pairs carry it (proximal_log_prob)."""
+    torch.manual_seed(0)
+    module, _ = build(demo_file, reward="airl", gamma=0.9)
+    disc, policy = module.discriminator, module.ppo_loss.policy
+    pairs = TensorDict({"observation": torch.randn(8, 4), "action": torch.rand(8, 1) - 0.5,
+                        "next": {"observation": torch.randn(8, 4), "terminated": torch.arange(8).unsqueeze(-1) % 3 == 0}}, [8])
+    with torch.no_grad():
+        log_prob = policy.log_prob(pairs["action"], *policy(pairs["observation"])).unsqueeze(-1)
+        h = disc.potential_of
+        f = (disc(pairs["observation"], pairs["action"])
+             + 0.9 * h(pairs["next", "observation"]) * ~pairs["next", "terminated"] - h(pairs["observation"]))
+        expert_logits, _ = module._discriminator_logits(pairs, None)
+        pairs["proximal_log_prob"] = torch.full((8,), -3.0)
+        batch_logits, _ = module._discriminator_logits(pairs, None)
+    torch.testing.assert_close(expert_logits, f - log_prob)
+    torch.testing.assert_close(batch_logits, f + 3.0)
+
+
+def test_airl_with_absorbing_states_trains_both_of_its_networks(demo_file, tmp_path):
+    torch.manual_seed(0)
+    module, data = build(demo_file, reward="airl", absorbing=True, grad_penalty=1.0)
+    before = copy.deepcopy(module.discriminator.state_dict())
+    fit(module, data, tmp_path)
+    after = module.discriminator.state_dict()
+    for prefix in ("net.", "potential."):
+        assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith(prefix)), prefix
