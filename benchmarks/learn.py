@@ -65,7 +65,6 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         sys.executable, "train.py", "fit", "--config", str(config),
         f"--data.seed={seed}",
         f"--trainer.default_root_dir={run_dir}",
-        f"--trainer.logger.save_dir={run_dir}",
         "--trainer.enable_progress_bar=false",
         *overrides,
     ]

@@ -61,6 +61,7 @@ class ExpertScore(L.Callback):
         self.history.append({"frames": int(pl_module.frames), **metrics})
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / "eval_history.json"
+            path.parent.mkdir(parents=True, exist_ok=True)  # no checkpoint or log made it yet
             tmp = path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(self.history, indent=1))
             tmp.replace(path)

@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -84,8 +85,15 @@ class GAILCLI(LightningCLI):
         # A fixed checkpoint folder (not the logger's per-run version folder) is what lets
         # `fit --ckpt_path last` find the previous run's last.ckpt.
         config = self.config[self.subcommand] if self.subcommand else self.config
+        root = Path(config.trainer.default_root_dir or ".")
+        if config.trainer.logger in (None, True):
+            # Lightning's own default logger, without its lightning_logs/ level: the run
+            # folder holds checkpoints/, eval_history.json and version_N/ side by side.
+            config.trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                init_args=Namespace(save_dir=str(root), name=""),
+            )
         if config.checkpoint.dirpath is None:
-            root = Path(config.trainer.default_root_dir or ".")
             config.checkpoint.dirpath = str(root / "checkpoints")
         if config.last_checkpoint.dirpath is None:
             config.last_checkpoint.dirpath = config.checkpoint.dirpath

@@ -323,3 +323,17 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(demo_file, tmp_path, o
     assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 2048
     history = json.loads((tmp_path / "eval_history.json").read_text())
     assert [h["frames"] for h in history] == [1024, 2048]
+
+
+@pytest.mark.parametrize("precision, logger", [("32-true", True), ("bf16-mixed", True), ("32-true", False)])
+def test_a_run_folder_that_does_not_exist_yet_holds_everything_the_run_writes(demo_file, tmp_path, precision, logger):
+    root = tmp_path / "not" / "yet"
+    run("fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}", "--data.total_frames=1024",
+        "--data.frames_per_batch=512", "--data.num_envs=2", "--model.minibatch_size=128", "--model.ppo_epochs=1",
+        "--eval.eval_every_frames=512", "--eval.episodes=1", "--data.val_episodes=1",
+        f"--trainer.default_root_dir={root}", f"--trainer.precision={precision}", *([] if logger else ["--trainer.logger=false"]))
+    assert [e["frames"] for e in json.loads((root / "eval_history.json").read_text())] == [512, 1024]
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    if logger:  # the logger follows the run folder; the config goes beside its logs
+        assert (root / "version_0" / "config.yaml").is_file() and list((root / "version_0").glob("events.out.tfevents.*"))
+    assert {p.name for p in root.iterdir()} == {"checkpoints", "eval_history.json", "version_0" if logger else "config.yaml"}
