@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -67,3 +68,65 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._last_global_step_saved != trainer.global_step:  # not already saved after the last batch
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def resume_checkpoint(ckpt_path: str | None, last_dir: Path) -> tuple[Path, dict] | None:
+    """The file ``--ckpt_path`` names and its contents, or a one-line error naming the file
+    and the fix when it is missing, unreadable or truncated, or not a checkpoint. None when
+    there is nothing to check (no path; ``last`` before any ``last.ckpt``: a fresh start)."""
+    if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
+        return None
+    path = last_dir / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "last" and not path.exists():
+        return None  # Lightning says it starts from scratch
+    if not path.is_file():
+        raise UserInputError(f"--ckpt_path {path}: no such file; pass a checkpoint file or --ckpt_path last.")
+    try:  # as LightningCLI reads it
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a damaged or foreign file
+        raise UserInputError(
+            f"{path} cannot be read as a checkpoint ({type(err).__name__}: it is truncated, damaged "
+            f"or another kind of file); {_fallback(path)}"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserInputError(f"{path} is not a Lightning checkpoint; {_fallback(path)}")
+    return path, checkpoint
+
+
+def check_resumable(path: Path, checkpoint: dict, model_class: str, env_id: str,
+                    state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Refuse, in one line, a checkpoint of another model class (a class path: compared by
+    class name, as ``gail_lightning.X`` and ``gail_lightning.module.X`` are one class), env
+    or (given this run's ``state_dict``) network shape."""
+    theirs = checkpoint.get("hyper_parameters", {}).get("_class_path", "").rsplit(".", 1)[-1]
+    ours = model_class.rsplit(".", 1)[-1]
+    if theirs and theirs != ours:
+        raise UserInputError(
+            f"{path} holds a {theirs}, this run trains a {ours}; pass --model {theirs} (or its "
+            f"config) or a {ours} checkpoint."
+        )
+    trained_on = checkpoint.get("datamodule_hyper_parameters", {}).get("env_id")
+    if trained_on and trained_on != env_id:
+        raise UserInputError(
+            f"{path} was trained on {trained_on}, this run uses {env_id}; pass --data.env_id "
+            f"{trained_on} (or its config) or a checkpoint of {env_id}."
+        )
+    for key, value in checkpoint["state_dict"].items():
+        if state_dict is not None and key in state_dict and value.shape != state_dict[key].shape:
+            raise UserInputError(
+                f"{path} has {key} of shape {tuple(value.shape)}, this run's is {tuple(state_dict[key].shape)}: "
+                "its observation or action size or its network settings (--model.hidden_sizes, "
+                "--model.absorbing, --model.reward) differ; resume with the settings it was trained with."
+            )
+
+
+def _fallback(path: Path) -> str:
+    """The fix for an unusable checkpoint: the newest intact one beside it, if any."""
+    for other in sorted(path.parent.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        if other != path:
+            try:
+                if "state_dict" in torch.load(other, map_location="cpu", weights_only=True):
+                    return f"resume from the newest intact checkpoint beside it: --ckpt_path {other}"
+            except Exception:
+                continue
+    return "pass another checkpoint, or start afresh without --ckpt_path."

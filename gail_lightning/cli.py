@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar, GracefulStop
-from gail_lightning.checkpointing import LastCheckpoint
+from gail_lightning.checkpointing import LastCheckpoint, check_resumable, resume_checkpoint
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
@@ -102,9 +102,30 @@ class GAILCLI(LightningCLI):
             config.trainer.enable_progress_bar = None
             config.progress_bar.refresh_rate = 0
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyperparameters into the config here (a damaged
+        # file would end in a traceback, another model's would switch the model class).
+        config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        if config is not None and config.get("ckpt_path") not in (None, "last"):
+            path, checkpoint = resume_checkpoint(config.ckpt_path, Path("."))
+            check_resumable(path, checkpoint, config.model.class_path, config.data.env_id)
+        super()._parse_ckpt_path()
+
     def before_fit(self) -> None:
+        self._check_resume()
         if self.trainer.logger is not None:
             self.trainer.logger.log_hyperparams({"versions": package_versions()})
+
+    def before_validate(self) -> None:
+        self._check_resume()
+
+    def _check_resume(self) -> None:
+        """Also ``--ckpt_path last``, and network shapes, once the model is built."""
+        config = self.config[self.subcommand]
+        found = resume_checkpoint(config.ckpt_path, Path(config.last_checkpoint.dirpath))
+        if found is not None:
+            model_class = f"{type(self.model).__module__}.{type(self.model).__name__}"
+            check_resumable(*found, model_class, self.datamodule.env_id, self.model.state_dict())
 
 
 def main() -> None:

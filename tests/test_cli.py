@@ -337,3 +337,27 @@ def test_a_run_folder_that_does_not_exist_yet_holds_everything_the_run_writes(de
     if logger:  # the logger follows the run folder; the config goes beside its logs
         assert (root / "version_0" / "config.yaml").is_file() and list((root / "version_0").glob("events.out.tfevents.*"))
     assert {p.name for p in root.iterdir()} == {"checkpoints", "eval_history.json", "version_0" if logger else "config.yaml"}
+
+
+def test_checkpoints_that_cannot_be_resumed_are_refused_in_one_line(tmp_path):
+    """Missing, truncated, not a checkpoint, another env, another model class; and a damaged
+    last.ckpt names the newest intact checkpoint beside it."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    intact = folder / "best.ckpt"
+    intact.write_bytes((ROOT / "experts" / "inverted_pendulum.ckpt").read_bytes())
+    (folder / "last.ckpt").write_bytes(intact.read_bytes()[:2000])  # newer, cut short
+    cases = {
+        str(tmp_path / "missing.ckpt"): "no such file",
+        str(folder / "last.ckpt"): f"truncated, damaged .* --ckpt_path {intact}$",
+        "configs/hopper.yaml": "cannot be read as a checkpoint",
+        "experts/hopper.ckpt": "trained on Hopper-v5, this run uses InvertedPendulum-v5; pass --data.env_id Hopper-v5",
+        "last": f"last.ckpt cannot be read .* --ckpt_path {intact}$",
+    }
+    for ckpt, message in cases.items():
+        proc = run("fit", "--config", "inverted_pendulum.yaml", f"--trainer.default_root_dir={tmp_path}",
+                   "--trainer.logger=false", f"--ckpt_path={ckpt}", check=False)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and re.search(message, last), (ckpt, proc.stderr[-2000:])
+    proc = run("fit", "--config", "ant.yaml", "--ckpt_path=experts/ant.ckpt", f"--trainer.default_root_dir={tmp_path}", check=False)
+    assert "holds a SACModule, this run trains a GAILModule; pass --model SACModule" in proc.stderr.splitlines()[-1]
