@@ -105,6 +105,20 @@ class FramesProgressBar(TQDMProgressBar):
         bar.unit = "frames"
         bar.initial = bar.n = int(trainer.lightning_module.frames)
 
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str]:
+        """A short postfix: the latest training episodes' return, the latest evaluation's
+        score (its return without demonstrations), the BC loss, and simulation blow-ups
+        once there are any. Frames are the bar's own count, frames/s its rate."""
+        metrics = super().get_metrics(trainer, pl_module)
+        shown: dict[str, int | str] = {}
+        for key, name, form in (("train/episode_return", "return", ".0f"), ("eval/return", "eval", ".0f"),
+                                ("eval/normalized_score", "eval", ".2f"), ("loss/bc", "bc_loss", ".3f")):
+            if key in metrics:
+                shown[name] = format(float(metrics[key]), form)
+        if float(metrics.get("train/sim_instabilities", 0)) > 0:
+            shown["sim_blowups"] = int(float(metrics["train/sim_instabilities"]))
+        return shown
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         self.train_progress_bar.n = int(pl_module.frames)
         self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))

@@ -83,7 +83,7 @@ def resume_checkpoint(ckpt_path: str | None, last_dir: Path) -> tuple[Path, dict
         raise UserInputError(f"--ckpt_path {path}: no such file; pass a checkpoint file or --ckpt_path last.")
     try:  # as LightningCLI reads it
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a damaged or foreign file
+    except Exception as err:  # noqa: BLE001 -- torch raises many types for a damaged or foreign file
         raise UserInputError(
             f"{path} cannot be read as a checkpoint ({type(err).__name__}: it is truncated, damaged "
             f"or another kind of file); {_fallback(path)}"
@@ -127,6 +127,6 @@ def _fallback(path: Path) -> str:
             try:
                 if "state_dict" in torch.load(other, map_location="cpu", weights_only=True):
                     return f"resume from the newest intact checkpoint beside it: --ckpt_path {other}"
-            except Exception:
+            except Exception:  # noqa: BLE001, S112 -- damaged too: try the next one
                 continue
     return "pass another checkpoint, or start afresh without --ckpt_path."

@@ -21,6 +21,12 @@ from gail_lightning.provenance import package_versions
 # Lightning warns that manual-optimization checkpoints hold the post-update weights:
 # that is what resuming needs, so the warning says nothing to act on.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+# training_step(dataloader_iter) is deliberate (OnlineModule.next_batch: no prefetch, one
+# batch per step), so Lightning's two notices that the signature is experimental say nothing new.
+warnings.filterwarnings("ignore", message="Found `dataloader_iter` argument")
+warnings.filterwarnings("ignore", message="You are using the `dataloader_iter` step flavor")
+# Lightning 2.6's own use of a torch pytree API that torch 2.13 deprecates; nothing of ours.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -86,7 +92,7 @@ class GAILCLI(LightningCLI):
         # `fit --ckpt_path last` find the previous run's last.ckpt.
         config = self.config[self.subcommand] if self.subcommand else self.config
         root = Path(config.trainer.default_root_dir or ".")
-        if config.trainer.logger in (None, True):
+        if config.trainer.logger in (None, True) and config.trainer.default_root_dir:
             # Lightning's own default logger, without its lightning_logs/ level: the run
             # folder holds checkpoints/, eval_history.json and version_N/ side by side.
             config.trainer.logger = Namespace(

@@ -106,7 +106,7 @@ def discriminator_loss(expert_logits: torch.Tensor, policy_logits: torch.Tensor)
 
 def gradient_penalty(discriminator: Discriminator, expert: torch.Tensor, policy: torch.Tensor) -> torch.Tensor:
     """WGAN-GP style penalty (‖∇D‖ − 1)² on random interpolates of expert and policy
-    inputs (``Discriminator.inputs``).
+    inputs (``Discriminator.inputs``), of the network ``net`` (with AIRL: of g, not h).
 
     The gradient is taken with respect to what the network reads, the normalized
     observations, not the raw ones: raw, a dimension with a small spread (a height, an

@@ -135,6 +135,7 @@ class VectorGymEnv(EnvBase):
         self.returns = np.zeros(n, dtype=np.float32)
         self._seeds: list[int | None] = [None] * n
         self._obs = np.zeros((n, obs_dim), dtype=np.float32)
+        self._done = np.zeros(n, dtype=bool)
 
     def _set_seed(self, seed: int | None) -> None:
         """Env ``i`` takes ``seed + i`` at its next reset, as gymnasium's vector envs do."""
@@ -161,7 +162,10 @@ class VectorGymEnv(EnvBase):
     def _step_and_maybe_reset(self, tensordict: TensorDictBase) -> tuple[TensorDictBase, TensorDictBase]:
         """``EnvBase``'s step, then the envs that are done reset, in one numpy pass: TorchRL's
         partial reset (``_reset`` masks, spec-driven merges of the reset TensorDict) cost as
-        much per call as the resets' physics. Gives what ``EnvBase`` gives (test_envs)."""
+        much per call as the resets' physics. Gives what ``EnvBase`` gives (test_envs), except
+        that the root keeps the last policy outputs of reset envs (TorchRL zeroes them; the
+        next policy call overwrites them) and that it has no device move or post-step hooks
+        (this env has neither)."""
         tensordict = self.step(tensordict)
         root = self._step_mdp(tensordict)
         done = self._done

@@ -194,12 +194,7 @@ class GAILModule(OnlineModule):
             batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
         else:
             metrics |= self._discriminator_step(flat, disc_opt)
-            with torch.no_grad():
-                logits, _ = self._discriminator_logits(batch, None)
-            batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
-            metrics["reward/learned_mean"] = batch["next", "reward"].mean()
-            if self.hparams.absorbing:
-                metrics |= self._absorb(batch)
+            metrics |= self.relabel_rewards(batch)
         with torch.no_grad():
             self.gae(batch)
         if self.hparams.policy_optimizer == "trpo":
@@ -221,17 +216,21 @@ class GAILModule(OnlineModule):
         With absorbing states each side's minibatch holds the absorbing pair as often as its
         data does: once per terminated episode among the episodes' pairs."""
         size = self.hparams.disc_batch_size
-        terminated = flat["next", "terminated"].sum().item()
-        policy_rate = terminated / (flat.numel() + terminated)
+        policy_rate = 0.0
+        if self.hparams.absorbing:
+            terminated = flat["next", "terminated"].sum().item()
+            policy_rate = terminated / (flat.numel() + terminated)
         keys = ["observation", "action"]
         if self.hparams.reward == "airl":
-            keys += [("next", "observation"), ("next", "terminated"), "proximal_log_prob"]
-        flat = flat.select(*keys)  # minibatches index only what D reads
+            keys += [("next", "observation"), ("next", "terminated")]
+        expert_data = self.expert.select(*keys)  # minibatches index only what D reads
+        flat = flat.select(*keys, *(["proximal_log_prob"] if self.hparams.reward == "airl" else []))
         for _ in range(self.hparams.disc_steps):
-            expert = self.expert[torch.randint(len(self.expert), (size,))].to(self.device)
-            expert_logits, expert = self._discriminator_logits(expert, self._absorbing_flags(size, self.expert_absorbing_rate))
-            policy = flat[torch.randint(flat.numel(), (size,))]
-            policy_logits, policy = self._discriminator_logits(policy, self._absorbing_flags(size, policy_rate))
+            expert_pairs = expert_data[torch.randint(len(expert_data), (size,))].to(self.device)
+            expert_flags = self._absorbing_flags(size, self.expert_absorbing_rate)
+            expert_logits, expert = self._discriminator_logits(expert_pairs, expert_flags)
+            policy_pairs = flat[torch.randint(flat.numel(), (size,))]
+            policy_logits, policy = self._discriminator_logits(policy_pairs, self._absorbing_flags(size, policy_rate))
             loss = discriminator_loss(expert_logits.float(), policy_logits.float())
             if self.hparams.grad_penalty > 0:
                 loss = loss + self.hparams.grad_penalty * gradient_penalty(self.discriminator, expert, policy)
@@ -269,14 +268,19 @@ class GAILModule(OnlineModule):
         return logits, inputs
 
     @torch.no_grad()
-    def _absorb(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-        """Add to each terminal step's reward the discounted return of the absorbing state it
-        leads to, γ·r_abs/(1−γ): GAE cuts the return at termination, so this is the whole
-        value of what follows."""
-        reward = learned_reward(self.discriminator.absorbing_logit().float(), self.hparams.reward)
-        gamma = self.hparams.gamma
-        batch["next", "reward"] += batch["next", "terminated"] * (gamma * reward / (1 - gamma))
-        return {"reward/absorbing": reward[0]}
+    def relabel_rewards(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
+        """Replace the batch's env reward by D's reward. With absorbing states each terminal
+        step also gains the discounted return of the absorbing state it leads to,
+        γ·r_abs/(1−γ): GAE cuts the return at termination, so this is all that follows."""
+        logits, _ = self._discriminator_logits(batch, None)
+        batch["next", "reward"] = learned_reward(logits.float(), self.hparams.reward)
+        metrics = {"reward/learned_mean": batch["next", "reward"].mean()}
+        if self.hparams.absorbing:
+            reward = learned_reward(self.discriminator.absorbing_logit().float(), self.hparams.reward)
+            gamma = self.hparams.gamma
+            batch["next", "reward"] += batch["next", "terminated"] * (gamma * reward / (1 - gamma))
+            metrics["reward/absorbing"] = reward[0]
+        return metrics
 
     @torch.no_grad()
     def _proximal_log_prob(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:

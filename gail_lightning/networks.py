@@ -110,8 +110,8 @@ def make_actor(
     else:  # near-zero initial mean action
         net = mlp(obs_dim, action_dim, hidden_sizes, output_gain=0.01, activation=activation)
         head = AddStateIndependentNormalScale(action_dim, scale_lb=1e-4, init_value=init_log_std)
-    low = torch.tensor(action_low, dtype=torch.float32)
-    high = torch.tensor(action_high, dtype=torch.float32)
+    low = torch.as_tensor(action_low, dtype=torch.float32).clone()
+    high = torch.as_tensor(action_high, dtype=torch.float32).clone()
     module = TensorDictModule(
         nn.Sequential(obs_norm, net, head), in_keys=["observation"], out_keys=["loc", "scale"]
     )

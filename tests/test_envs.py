@@ -32,6 +32,8 @@ def test_vectorized_batch_keeps_every_envs_episodes_apart():
     assert (batch["episode_reward"][:, 1:][~going_on] == 0).all()
     starts = batch["observation"][:, 1:][~going_on]
     assert torch.unique(starts, dim=0).shape[0] == starts.shape[0]
+    # the episode's last observation stays its own: the reset wrote its start elsewhere
+    assert (batch["next", "observation"][:, :-1][~going_on] != starts).any(-1).all()
 
 
 def test_env_kwargs_reach_gymnasium_and_bad_ones_are_named():

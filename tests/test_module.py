@@ -220,16 +220,20 @@ def test_a_grad_scaler_is_refused_before_training(demo_file, tmp_path):
     assert int(module.frames) == 0
 
 
-def test_absorbing_state_adds_its_discounted_reward_to_terminated_steps_only(demo_file):
+def test_rewards_are_ds_and_terminated_steps_only_gain_the_absorbing_states_return(demo_file):
+    """The env reward is replaced (never reaches GAE); a terminal step, not a truncated one,
+    gains γ·r_abs/(1−γ)."""
     module, _ = build(demo_file, reward="logit", absorbing=True, gamma=0.9)
     terminated = torch.tensor([[False, True, False, False]]).unsqueeze(-1)
     truncated = torch.tensor([[False, False, False, True]]).unsqueeze(-1)
-    reward = torch.tensor([[1.0, 2.0, 3.0, 4.0]]).unsqueeze(-1)
-    batch = TensorDict({"next": {"reward": reward.clone(), "terminated": terminated, "truncated": truncated}}, [1, 4])
-    metrics = module._absorb(batch)
-    r_abs = module.discriminator.absorbing_logit().item()  # the logit reward at the absorbing state
+    batch = TensorDict({"observation": torch.randn(1, 4, 4), "action": torch.rand(1, 4, 1) - 0.5,
+                        "next": {"reward": torch.full((1, 4, 1), 100.0), "terminated": terminated,
+                                 "truncated": truncated}}, [1, 4])
+    metrics = module.relabel_rewards(batch)
+    with torch.no_grad():
+        expected = module.discriminator(batch["observation"], batch["action"])  # the logit reward
+        r_abs = module.discriminator.absorbing_logit().item()
     assert metrics["reward/absorbing"].item() == pytest.approx(r_abs)
-    expected = reward.clone()
     expected[0, 1] += 0.9 * r_abs / (1 - 0.9)
     torch.testing.assert_close(batch["next", "reward"], expected)
 
@@ -273,6 +277,16 @@ def test_airl_logit_is_f_minus_the_current_policys_log_prob(demo_file):
         batch_logits, _ = module._discriminator_logits(pairs, None)
     torch.testing.assert_close(expert_logits, f - log_prob)
     torch.testing.assert_close(batch_logits, f + 3.0)
+
+
+def test_airl_absorbing_pairs_score_as_the_absorbing_state_whatever_their_log_prob(demo_file):
+    module, _ = build(demo_file, reward="airl", absorbing=True, gamma=0.9)
+    pairs = TensorDict({"observation": torch.randn(4, 4), "action": torch.rand(4, 1) - 0.5,
+                        "proximal_log_prob": torch.tensor([-3.0, -1.0, 2.0, 0.5]),
+                        "next": {"observation": torch.randn(4, 4), "terminated": torch.zeros(4, 1, dtype=torch.bool)}}, [4])
+    with torch.no_grad():
+        logits, _ = module._discriminator_logits(pairs, torch.ones(4, 1))
+        torch.testing.assert_close(logits, module.discriminator.absorbing_logit().expand(4, 1))
 
 
 def test_airl_with_absorbing_states_trains_both_of_its_networks(demo_file, tmp_path):
