@@ -14,6 +14,7 @@ from tensordict.nn import (
     TensorDictModuleBase,
 )
 from torch import nn
+from torch.nn.utils import skip_init
 from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
@@ -186,9 +187,22 @@ class ActionSampler(TensorDictModuleBase):
         return tensordict
 
 
+class FullPrecisionLinear(nn.Linear):
+    """``nn.Linear`` computed in float32 also under autocast (same parameters and checkpoint
+    keys). The value head: in bf16 values near 100 are 0.5 apart, as far apart as one
+    step's GAIL reward, so advantages and value targets would be mostly rounding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
 def make_critic(obs_norm: RunningNorm, obs_dim: int, hidden_sizes: Sequence[int]) -> ValueOperator:
-    """State-value network V(s) on normalized observations."""
+    """State-value network V(s) on normalized observations, its output layer in float32."""
     net = mlp(obs_dim, 1, hidden_sizes, output_gain=1.0)
+    head = skip_init(FullPrecisionLinear, net[-1].in_features, 1)  # draws no random numbers
+    head.load_state_dict(net[-1].state_dict())
+    net[-1] = head
     return ValueOperator(nn.Sequential(obs_norm, net), in_keys=["observation"])
 
 

@@ -169,3 +169,9 @@ def test_absorbing_rate_counts_one_pair_per_terminated_episode(demos):
     cut = dataclasses.replace(demos, terminated=demos.terminated.copy(), truncated=demos.truncated.copy())
     cut.terminated[ends[:2]], cut.truncated[ends[:2]] = False, True  # two cut by a time limit
     assert cut.absorbing_rate == pytest.approx((episodes - 2) / (n + episodes - 2))
+
+
+def test_normalized_score_puts_the_random_policy_at_0_and_the_expert_at_1(demo_file):
+    data = CollectorDataModule(env_id=ENV_ID, demos=str(demo_file))
+    data.demonstrations.metadata |= {"random_return_mean": 20.0, "expert_return_mean": 1000.0}
+    assert [data.normalized_score(r) for r in (20.0, 1000.0, 510.0, 0.0)] == pytest.approx([0.0, 1.0, 0.5, -20 / 980])

@@ -67,3 +67,18 @@ def test_action_sampler_draws_the_actors_distribution_and_its_log_probs():
     torch.testing.assert_close(drawn["action_log_prob"], rescored, atol=1e-4, rtol=0)
     torch.testing.assert_close(drawn["action"].mean(0), reference["action"].mean(0), atol=0.03, rtol=0)
     torch.testing.assert_close(drawn["action"].std(0), reference["action"].std(0), atol=0.03, rtol=0)
+
+
+def test_the_value_head_computes_in_float32_under_bf16_autocast():
+    """In bf16, values near 100 are 0.5 apart: as coarse as one step's GAIL reward."""
+    torch.manual_seed(0)
+    critic = make_critic(RunningNorm(3), 3, [16])
+    with torch.no_grad():
+        critic.module[1][-1].bias.fill_(100.0)
+    obs = torch.randn(64, 3)
+    with torch.no_grad():
+        full = critic.module(obs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = critic.module(obs)
+    assert mixed.dtype == torch.float32
+    assert (mixed - full).abs().max() < 0.1 and mixed.unique().numel() == 64
