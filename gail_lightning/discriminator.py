@@ -55,21 +55,20 @@ class Discriminator(nn.Module):
         """What the network reads: the normalized observation and the action, and with
         absorbing states the flag ``absorbing`` ``[..., 1]`` (0, the default: a live state;
         1: the absorbing state)."""
-        observation = self.obs_norm(observation)
-        if not self.absorbing:
-            return torch.cat([observation, action], dim=-1)
-        if absorbing is None:
-            absorbing = observation.new_zeros(*observation.shape[:-1], 1)
-        live = 1 - absorbing
-        return torch.cat([observation * live, action * live, absorbing], dim=-1)
+        return self._flagged([self.obs_norm(observation), action], absorbing)
 
     def potential_of(self, observation: torch.Tensor, absorbing: torch.Tensor | None = None) -> torch.Tensor:
         """AIRL's h(s), shape ``[..., 1]``; ``absorbing`` flags the absorbing state as in ``inputs``."""
-        observation = self.obs_norm(observation)
-        if self.absorbing:
-            flag = observation.new_zeros(*observation.shape[:-1], 1) if absorbing is None else absorbing
-            observation = torch.cat([observation * (1 - flag), flag], dim=-1)
-        return self.potential(observation)
+        return self.potential(self._flagged([self.obs_norm(observation)], absorbing))
+
+    def _flagged(self, parts: list[torch.Tensor], absorbing: torch.Tensor | None) -> torch.Tensor:
+        """``parts`` side by side; with absorbing states zeroed where flagged, and the flag after."""
+        if not self.absorbing:
+            return torch.cat(parts, dim=-1)
+        if absorbing is None:
+            absorbing = parts[0].new_zeros(*parts[0].shape[:-1], 1)
+        live = 1 - absorbing
+        return torch.cat([*(part * live for part in parts), absorbing], dim=-1)
 
     def shaping(
         self, observation: torch.Tensor, next_observation: torch.Tensor, terminated: torch.Tensor,
