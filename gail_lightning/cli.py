@@ -112,9 +112,11 @@ class GAILCLI(LightningCLI):
         # LightningCLI reads the checkpoint's hyperparameters into the config here (a damaged
         # file would end in a traceback, another model's would switch the model class).
         config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        self._resume = None  # the named checkpoint file and its contents, read once
         if config is not None and config.get("ckpt_path") not in (None, "last"):
-            path, checkpoint = resume_checkpoint(config.ckpt_path, Path("."))
-            check_resumable(path, checkpoint, config.model.class_path, config.data.env_id)
+            self._resume = resume_checkpoint(config.ckpt_path, Path("."))
+            if self._resume is not None:
+                check_resumable(*self._resume, config.model.class_path, config.data.env_id)
         super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
@@ -128,7 +130,7 @@ class GAILCLI(LightningCLI):
     def _check_resume(self) -> None:
         """Also ``--ckpt_path last``, and network shapes, once the model is built."""
         config = self.config[self.subcommand]
-        found = resume_checkpoint(config.ckpt_path, Path(config.last_checkpoint.dirpath))
+        found = self._resume or resume_checkpoint(config.ckpt_path, Path(config.last_checkpoint.dirpath))
         if found is not None:
             model_class = f"{type(self.model).__module__}.{type(self.model).__name__}"
             check_resumable(*found, model_class, self.datamodule.env_id, self.model.state_dict())

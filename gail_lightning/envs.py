@@ -135,7 +135,6 @@ class VectorGymEnv(EnvBase):
         self.returns = np.zeros(n, dtype=np.float32)
         self._seeds: list[int | None] = [None] * n
         self._obs = np.zeros((n, obs_dim), dtype=np.float32)
-        self._done = np.zeros(n, dtype=bool)
 
     def _set_seed(self, seed: int | None) -> None:
         """Env ``i`` takes ``seed + i`` at its next reset, as gymnasium's vector envs do."""
@@ -168,7 +167,7 @@ class VectorGymEnv(EnvBase):
         (this env has neither)."""
         tensordict = self.step(tensordict)
         root = self._step_mdp(tensordict)
-        done = self._done
+        done = tensordict["next", "done"].reshape(-1).numpy()
         if done.any():
             self._reset_envs(done)
             root.update(self._output(self._obs, np.zeros_like(done), np.zeros_like(done)))
@@ -193,9 +192,8 @@ class VectorGymEnv(EnvBase):
 
     def _output(self, obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> TensorDict:
         """What a reset or step returns: ``obs`` (kept for the next partial reset), the
-        episode counters, and the end flags (``done`` also kept, for the resets after a step)."""
+        episode counters, and the end flags."""
         self._obs = obs
-        self._done = terminated | truncated
         return TensorDict(
             {
                 "observation": torch.from_numpy(obs),
@@ -203,7 +201,7 @@ class VectorGymEnv(EnvBase):
                 "episode_reward": torch.from_numpy(self.returns.copy()).unsqueeze(-1),
                 "terminated": torch.from_numpy(terminated).unsqueeze(-1),
                 "truncated": torch.from_numpy(truncated).unsqueeze(-1),
-                "done": torch.from_numpy(self._done).unsqueeze(-1),
+                "done": torch.from_numpy(terminated | truncated).unsqueeze(-1),
             },
             batch_size=self.batch_size,
         )

@@ -258,9 +258,7 @@ class GAILModule(OnlineModule):
         if self.hparams.reward == "airl":
             log_prob = pairs.get("proximal_log_prob", None)
             if log_prob is None:
-                with torch.no_grad():
-                    policy = self.ppo_loss.policy
-                    log_prob = policy.log_prob(pairs["action"], *policy(pairs["observation"]))
+                log_prob = self._current_log_prob(pairs)
             log_prob = log_prob.unsqueeze(-1) * (1 if absorbing is None else 1 - absorbing)
             shaping = self.discriminator.shaping(
                 pairs["observation"], pairs["next", "observation"], pairs["next", "terminated"], absorbing)
@@ -283,13 +281,18 @@ class GAILModule(OnlineModule):
         return metrics
 
     @torch.no_grad()
+    def _current_log_prob(self, pairs: TensorDictBase) -> torch.Tensor:
+        """log π(a|s) of the pairs' actions under the current policy."""
+        policy = self.ppo_loss.policy
+        return policy.log_prob(pairs["action"], *policy(pairs["observation"]))
+
+    @torch.no_grad()
     def _proximal_log_prob(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """Store the batch's log-probs under the current policy, the proximal policy of the
         PPO step (``ppo.PPOLoss``); return how far it is from the policy that collected the
         batch: the importance ratio π/π_behaviour of the batch's actions and the KL estimate
         E[r − 1 − log r] (1 and 0 when collection is strictly on-policy)."""
-        policy = self.ppo_loss.policy
-        batch["proximal_log_prob"] = policy.log_prob(batch["action"], *policy(batch["observation"]))
+        batch["proximal_log_prob"] = self._current_log_prob(batch)
         log_ratio = (batch["proximal_log_prob"] - batch["action_log_prob"]).float()
         ratio = log_ratio.exp()
         return {
