@@ -54,7 +54,8 @@ class GAILModule(OnlineModule):
             tell apart by their noise alone.
         policy_lr: Adam learning rate of policy and value network.
         disc_lr: Adam learning rate of the discriminator.
-        disc_steps: discriminator updates per batch.
+        disc_steps: discriminator updates per batch; 0 never updates D, whose reward then stays
+            what its random initialization gives: the survival-only control of a result.
         disc_batch_size: expert pairs (and as many policy pairs) per discriminator update
             (and per warm-start step).
         grad_penalty: weight of the gradient penalty on D (0 turns it off).
@@ -114,9 +115,11 @@ class GAILModule(OnlineModule):
     ) -> None:
         super().__init__()
         require_positive_model_args(
-            policy_lr=policy_lr, disc_lr=disc_lr, disc_steps=disc_steps, bc_lr=bc_lr,
+            policy_lr=policy_lr, disc_lr=disc_lr, bc_lr=bc_lr,
             minibatch_size=minibatch_size, ppo_epochs=ppo_epochs, max_kl=max_kl,
         )
+        if disc_steps < 0:
+            raise UserInputError(f"--model.disc_steps must be >= 0 (0 = D never updated), got {disc_steps}.")
         if len(action_low) != len(action_high):
             raise UserInputError("action_low and action_high must have the same length.")
         if absorbing and reward == "env":
@@ -215,6 +218,8 @@ class GAILModule(OnlineModule):
 
         With absorbing states each side's minibatch holds the absorbing pair as often as its
         data does: once per terminated episode among the episodes' pairs."""
+        if self.hparams.disc_steps == 0:
+            return {}
         size = self.hparams.disc_batch_size
         policy_rate = 0.0
         if self.hparams.absorbing:
