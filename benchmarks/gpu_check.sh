@@ -49,7 +49,7 @@ done
 # accelerator=cpu is explicit: Lightning's "auto" would take the GPU.
 $py benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" \
   --tag h200-cpu -- --trainer.accelerator=cpu
-big=(--data.num_envs=32 --model.minibatch_size=512)
+big=(--data.num_envs=32 --model.ppo.minibatch_size=512)
 $py benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" \
   --parts c --tag h200-cpu-32envs-mb512 -- --trainer.accelerator=cpu "${big[@]}"
 for precision in 32-true bf16-mixed; do

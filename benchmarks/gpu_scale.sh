@@ -21,7 +21,7 @@ for precision in 32-true bf16-mixed; do
   for minibatch in 256 1280; do
     python3 benchmarks/throughput.py --config configs/hopper.yaml --frames "$frames" --out "$out" --rounds 1 \
       --parts c --tag "h200-15workers-gpu-$precision-mb$minibatch" -- "${workers[@]}" \
-      --trainer.accelerator=gpu --trainer.precision=$precision --model.minibatch_size=$minibatch
+      --trainer.accelerator=gpu --trainer.precision=$precision --model.ppo.minibatch_size=$minibatch
   done
 done
 python3 benchmarks/learn.py --config configs/hopper.yaml --seeds 1 --out "$out/learn" -- \

@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py --config configs/hopper.yaml --frames 200000
     python benchmarks/throughput.py --config configs/hopper.yaml -- --trainer.accelerator=gpu --trainer.precision=bf16-mixed
-    python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts c -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=4 --data.frames_per_batch=1024 --model.minibatch_size=128
+    python benchmarks/throughput.py --config configs/hopper.yaml --tag ddp2 --parts c -- --trainer.strategy=ddp --trainer.devices=2 --data.num_envs=4 --data.frames_per_batch=1024 --model.ppo.minibatch_size=128
 
 (a) plain gymnasium stepping with random actions, one process: the reference;
 (b) our collection alone (the config's rollout workers, each batch requested when the

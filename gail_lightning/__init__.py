@@ -3,6 +3,7 @@
 from gail_lightning.bc import BCModule
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.module import GAILModule
+from gail_lightning.ppo_module import PPOModule
 from gail_lightning.sac import SACModule
 
-__all__ = ["BCModule", "CollectorDataModule", "GAILModule", "SACModule"]
+__all__ = ["BCModule", "CollectorDataModule", "GAILModule", "PPOModule", "SACModule"]

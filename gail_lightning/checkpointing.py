@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gail_lightning.errors import UserInputError
+from gail_lightning.settings import upgrade_hparams
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -94,11 +95,13 @@ def resume_checkpoint(ckpt_path: str | None, last_dir: Path) -> tuple[Path, dict
 
 
 def check_resumable(path: Path, checkpoint: dict, model_class: str, env_id: str,
-                    state_dict: dict[str, torch.Tensor] | None = None) -> None:
+                    state_dict: dict[str, torch.Tensor] | None = None,
+                    optimizers: list[torch.optim.Optimizer] | None = None) -> None:
     """Refuse, in one line, a checkpoint of another model class (a class path: compared by
-    class name, as ``gail_lightning.X`` and ``gail_lightning.module.X`` are one class), env
-    or (given this run's ``state_dict``) network shape."""
-    theirs = checkpoint.get("hyper_parameters", {}).get("_class_path", "").rsplit(".", 1)[-1]
+    class name, as ``gail_lightning.X`` and ``gail_lightning.module.X`` are one class), env,
+    or (given this run's ``state_dict`` and ``optimizers``) network shape or optimizers."""
+    hparams = checkpoint.get("hyper_parameters", {})
+    theirs = upgrade_hparams(hparams).get("_class_path", "").rsplit(".", 1)[-1] if hparams else ""
     ours = model_class.rsplit(".", 1)[-1]
     if theirs and theirs != ours:
         raise UserInputError(
@@ -117,6 +120,14 @@ def check_resumable(path: Path, checkpoint: dict, model_class: str, env_id: str,
                 f"{path} has {key} of shape {tuple(value.shape)}, this run's is {tuple(state_dict[key].shape)}: "
                 "its observation or action size or its network settings (--model.hidden_sizes, "
                 "--model.absorbing, --model.reward) differ; resume with the settings it was trained with."
+            )
+    if optimizers is not None and "optimizer_states" in checkpoint:
+        ours = [[len(group["params"]) for group in opt.param_groups] for opt in optimizers]
+        theirs = [[len(group["params"]) for group in state["param_groups"]] for state in checkpoint["optimizer_states"]]
+        if theirs[: len(ours)] != ours:  # Lightning leaves out states past this run's optimizers
+            raise UserInputError(
+                f"{path} holds the optimizers of an older version of this project, which cannot resume "
+                "training; start afresh (its policy still evaluates and records demos)."
             )
 
 

@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -17,6 +18,7 @@ from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
 from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
+from gail_lightning.settings import check_old_names, upgrade_hparams
 
 # Lightning warns that manual-optimization checkpoints hold the post-update weights:
 # that is what resuming needs, so the warning says nothing to act on.
@@ -49,6 +51,21 @@ def resolve_config_names(argv: list[str]) -> list[str]:
             else:
                 resolved[at] = str(candidate)
     return resolved
+
+
+def refuse_old_model_names(argv: list[str]) -> None:
+    """Name the new flag of a model setting given by its pre-2026-12-04 name, in the command
+    or a config file, instead of jsonargparse's generic error."""
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith("--model."):
+            key, _, given = arg.removeprefix("--model.").removeprefix("init_args.").partition("=")
+            check_old_names({key: given or value})
+        elif arg in ("--config", "-c") or arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1] if "=" in arg else value)
+            config = yaml.safe_load(path.read_text()) if path.is_file() else None
+            if isinstance(config, dict) and isinstance(config.get("model"), dict):
+                check_old_names(config["model"])
 
 
 class GAILCLI(LightningCLI):
@@ -109,37 +126,49 @@ class GAILCLI(LightningCLI):
             config.progress_bar.refresh_rate = 0
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads the checkpoint's hyperparameters into the config here (a damaged
-        # file would end in a traceback, another model's would switch the model class).
-        config = self.config[self.config.subcommand] if self.config.get("subcommand") else None
+        # LightningCLI reads the checkpoint's hyperparameters into the config here; ours reads
+        # the file once and refuses, in one line, a damaged file or another model's, and
+        # takes settings saved before they were grouped by role in their new places.
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
         self._resume = None  # the named checkpoint file and its contents, read once
-        if config is not None and config.get("ckpt_path") not in (None, "last"):
-            self._resume = resume_checkpoint(config.ckpt_path, Path("."))
-            if self._resume is not None:
-                check_resumable(*self._resume, config.model.class_path, config.data.env_id)
-        super()._parse_ckpt_path()
+        if config is None or config.get("ckpt_path") in (None, "last"):
+            return  # Lightning reads no hyperparameters from `last` either
+        self._resume = resume_checkpoint(config.ckpt_path, Path("."))
+        if self._resume is None:
+            return
+        check_resumable(*self._resume, config.model.class_path, config.data.env_id)
+        hparams = upgrade_hparams(self._resume[1].get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_fit(self) -> None:
-        self._check_resume()
+        self._check_resume(optimizers=True)
         if self.trainer.logger is not None:
             self.trainer.logger.log_hyperparams({"versions": package_versions()})
 
     def before_validate(self) -> None:
-        self._check_resume()
+        self._check_resume(optimizers=False)
 
-    def _check_resume(self) -> None:
-        """Also ``--ckpt_path last``, and network shapes, once the model is built."""
+    def _check_resume(self, optimizers: bool) -> None:
+        """Also ``--ckpt_path last``, and network shapes (and for ``fit`` the optimizers), once
+        the model is built."""
         config = self.config[self.subcommand]
         found = self._resume or resume_checkpoint(config.ckpt_path, Path(config.last_checkpoint.dirpath))
         if found is not None:
             model_class = f"{type(self.model).__module__}.{type(self.model).__name__}"
-            check_resumable(*found, model_class, self.datamodule.env_id, self.model.state_dict())
-
+            ours = self.model.configure_optimizers() if optimizers else None
+            check_resumable(*found, model_class, self.datamodule.env_id, self.model.state_dict(),
+                            ours if isinstance(ours, list | None) else [ours])
 
 def main() -> None:
     """Entry point of ``train.py``."""
     sys.argv[1:] = resolve_config_names(sys.argv[1:])
     try:
+        refuse_old_model_names(sys.argv[1:])
         GAILCLI(
             OnlineModule,
             CollectorDataModule,

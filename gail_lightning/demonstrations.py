@@ -193,7 +193,7 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
     if not str(path).strip():
         raise DemoError(
             "--data.demos is empty. Pass a file made by `python -m gail_lightning.demos record`, "
-            "or null with --model.reward env to train an expert."
+            "or null with --model gail_lightning.PPOModule to train an expert on the env reward."
         )
     path = Path(path)
     if not path.is_file():

@@ -24,19 +24,22 @@ from gail_lightning.errors import UserInputError
 from gail_lightning.minari_io import from_minari, to_minari
 from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
+from gail_lightning.settings import GAIL_CLASS, upgrade_hparams
 
 
-def load_expert(ckpt: Path, hparams: dict) -> OnlineModule:
-    """The module in ``ckpt``, of the class that wrote it (GAIL or PPO expert, SAC, BC).
-
-    The Lightning CLI records that class as ``_class_path``; checkpoints without it were
-    written before the CLI had a model choice and hold a ``GAILModule``.
-    """
-    module_name, _, class_name = hparams.get("_class_path", "gail_lightning.GAILModule").rpartition(".")
+def load_expert(ckpt: Path, checkpoint: dict) -> OnlineModule:
+    """The module in ``ckpt`` (read into ``checkpoint``), of the class that wrote it (GAIL,
+    PPO, SAC, BC), with its settings in today's names (``settings.upgrade_hparams``)."""
+    hparams = upgrade_hparams(checkpoint["hyper_parameters"])
+    hparams.pop("_instantiator", None)
+    module_name, _, class_name = hparams.pop("_class_path", GAIL_CLASS).rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     if not issubclass(cls, OnlineModule):
         raise SystemExit(f"{ckpt} holds a {cls.__name__}, not a trained policy of this project.")
-    return cls.load_from_checkpoint(ckpt, map_location="cpu")
+    module = cls(**hparams)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module
 
 
 def record(
@@ -49,7 +52,7 @@ def record(
     if env_id is None:
         raise SystemExit(f"{ckpt} does not say which env it was trained on; pass --env-id.")
     env_kwargs = data.get("env_kwargs") or {}
-    module = load_expert(ckpt, checkpoint["hyper_parameters"]).eval()
+    module = load_expert(ckpt, checkpoint).eval()
     torch.manual_seed(seed)
     env = make_env(env_id, seed=seed, env_kwargs=env_kwargs)
     runs = rollout_episodes(env, module.actor, episodes, deterministic=True)

@@ -16,7 +16,7 @@ from torch import nn
 
 from gail_lightning.networks import RunningNorm, mlp
 
-RewardKind = Literal["survival", "logit", "airl", "env"]
+RewardKind = Literal["survival", "logit", "airl"]
 
 
 class Discriminator(nn.Module):

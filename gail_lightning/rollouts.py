@@ -258,6 +258,11 @@ class Rollouts:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put back a ``state_dict`` taken with the same number of workers and envs."""
+        if "workers" not in state:
+            raise UserInputError(
+                "The checkpoint's collector state predates this version (2026-12-01), so the run "
+                "cannot resume exactly; start afresh (its policy still evaluates and records demos)."
+            )
         saved = state["workers"]
         if len(saved) != len(self._workers):
             raise UserInputError(

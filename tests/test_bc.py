@@ -14,6 +14,11 @@ from gail_lightning.data import CollectorDataModule
 from gail_lightning.errors import UserInputError
 from gail_lightning.module import GAILModule
 from gail_lightning.networks import RunningNorm, make_actor
+from gail_lightning.settings import (
+    DiscriminatorSettings,
+    PPOSettings,
+    WarmStartSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +65,9 @@ def test_gail_warm_start_runs_once_before_training(toy_demo_file, tmp_path):
     torch.manual_seed(0)
     data = CollectorDataModule(env_id=ENV_ID, demos=str(toy_demo_file), frames_per_batch=256,
                                total_frames=256, num_envs=2, val_episodes=1)
-    module = GAILModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
-                        ppo_epochs=1, disc_steps=1, bc_pretrain_steps=300, policy_lr=1e-12)
+    module = GAILModule(data.obs_dim, data.action_low, data.action_high,
+                        ppo=PPOSettings(lr=1e-12, epochs=1, minibatch_size=64), disc=DiscriminatorSettings(steps=1),
+                        bc=WarmStartSettings(steps=300))
     obs, expert_actions = data.expert["observation"], data.expert["action"]
     before = (deterministic_actions(module.actor, obs) - expert_actions).abs().mean()
     fit(module, data, tmp_path)

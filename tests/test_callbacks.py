@@ -8,13 +8,17 @@ from conftest import ENV_ID, fit
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar
 from gail_lightning.data import CollectorDataModule
 from gail_lightning.module import GAILModule
+from gail_lightning.settings import (
+    DiscriminatorSettings,
+    PPOSettings,
+)
 
 
 def test_evaluation_record_goes_into_a_run_folder_nothing_has_made_yet(demo_file, tmp_path):
     data = CollectorDataModule(env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512,
                                num_envs=2, val_episodes=1)
-    module = GAILModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64, ppo_epochs=1,
-                        disc_steps=1, disc_batch_size=64)
+    module = GAILModule(data.obs_dim, data.action_low, data.action_high, ppo=PPOSettings(epochs=1, minibatch_size=64),
+                        disc=DiscriminatorSettings(steps=1, batch_size=64))
     root = tmp_path / "not" / "yet"
     fit(module, data, root, callbacks=[ExpertScore(eval_every_frames=256, episodes=1)], limit_val_batches=0)
     assert [e["frames"] for e in json.loads((root / "eval_history.json").read_text())] == [256, 512]

@@ -30,7 +30,7 @@ def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> sub
         "fit", "--config", "inverted_pendulum.yaml",
         f"--data.demos={demo_file}", f"--data.total_frames={total_frames}",
         "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.minibatch_size=128", "--model.ppo_epochs=1", "--model.disc_steps=1",
+        "--model.ppo.minibatch_size=128", "--model.ppo.epochs=1", "--model.disc.steps=1",
         "--eval.eval_every_frames=512", "--eval.episodes=1", "--data.val_episodes=1",
         f"--trainer.default_root_dir={root}", "--trainer.logger=false",
         *extra,
@@ -82,7 +82,7 @@ def test_a_run_killed_before_its_first_evaluation_resumes(demo_file, tmp_path, c
     args = [
         "fit", "--config", "inverted_pendulum.yaml", *COLLECTION[collection], f"--data.demos={demo_file}",
         "--data.total_frames=200000", "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.minibatch_size=128", "--model.ppo_epochs=1", "--data.val_episodes=1",
+        "--model.ppo.minibatch_size=128", "--model.ppo.epochs=1", "--data.val_episodes=1",
         "--eval.eval_every_frames=100000", f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
         "--last_checkpoint.every_seconds=1",
     ]
@@ -110,7 +110,7 @@ def test_resume_with_another_env_count_is_refused(demo_file, tmp_path):
     tiny_fit(demo_file, tmp_path, 512)
     proc = run(
         "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
-        "--data.num_envs=4", "--data.frames_per_batch=512", "--model.minibatch_size=128",
+        "--data.num_envs=4", "--data.frames_per_batch=512", "--model.ppo.minibatch_size=128",
         f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false", "--ckpt_path=last",
         check=False,
     )
@@ -125,7 +125,7 @@ def test_tiny_hopper_fit_in_bf16_mixed_precision(tmp_path, policy_optimizer):
     run(
         "fit", "--config", "hopper.yaml", f"--model.policy_optimizer={policy_optimizer}",
         "--data.total_frames=1024", "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.ppo_epochs=1", "--eval.eval_every_frames=512", "--eval.episodes=1",
+        "--model.ppo.epochs=1", "--eval.eval_every_frames=512", "--eval.episodes=1",
         "--data.val_episodes=1", "--trainer.precision=bf16-mixed",
         f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
     )
@@ -133,10 +133,10 @@ def test_tiny_hopper_fit_in_bf16_mixed_precision(tmp_path, policy_optimizer):
 
 
 def test_print_config_round_trips(tmp_path):
-    printed = run("fit", "--config", "configs/hopper.yaml", "--model.disc_lr=1e-4", "--print_config").stdout
+    printed = run("fit", "--config", "configs/hopper.yaml", "--model.disc.lr=2e-4", "--print_config").stdout
     config = yaml.safe_load(printed)
     assert config["model"]["class_path"] == "gail_lightning.GAILModule"
-    assert config["model"]["init_args"]["disc_lr"] == 1e-4
+    assert config["model"]["init_args"]["disc"]["lr"] == 2e-4
     assert config["data"]["env_id"] == "Hopper-v5"
     saved = tmp_path / "config.yaml"
     saved.write_text(printed)
@@ -149,11 +149,13 @@ def test_print_config_round_trips(tmp_path):
         ("--data.demos=missing.npz", "error: Demonstration file 'missing.npz' does not exist"),
         ("--data.env_id=CartPole-v1", "error: CartPole-v1 has a Discrete action space"),
         ("--data.num_trajectories=500", "error: --data.num_trajectories 500"),
-        ("--model.disc_lr=-1", "error: --model.disc_lr must be > 0"),
-        ("--model.policy_lr=0", "error: --model.policy_lr must be > 0"),
+        ("--model.disc.lr=-1", "error: --model.disc.lr must be > 0"),
+        ("--model.ppo.lr=0", "error: --model.ppo.lr must be > 0"),
+        ("--model.disc_lr=1e-4", "error: --model.disc_lr is now --model.disc.lr (settings are grouped by role"),
+        ("--model.reward=env", "error: --model.reward env is now its own model: train on the env reward with"),
         ("--data.demos=", "error: --data.demos is empty"),
         ("--data.env_id=Hoper-v5", "error: Unknown environment id 'Hoper-v5'"),
-        ("--model.minibatch_size=100", "error: --data.frames_per_batch (2048) is not divisible"),
+        ("--model.ppo.minibatch_size=100", "error: --data.frames_per_batch (2048) is not divisible"),
     ],
 )
 def test_bad_input_stops_with_one_line_error(override, message):
@@ -210,7 +212,7 @@ def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):
 
 def test_validate_scores_the_shipped_expert_as_expert():
     proc = run(
-        "validate", "--config", "inverted_pendulum.yaml",
+        "validate", "--config", "experts/inverted_pendulum.yaml", "--data.demos=demos/inverted_pendulum.npz",
         "--ckpt_path", "experts/inverted_pendulum.ckpt",
         "--data.val_episodes=2", "--trainer.logger=false",
     )
@@ -224,7 +226,7 @@ def signal_run(demo_file: Path, root: Path, collection: str) -> list[str]:
     return [
         "fit", "--config", "inverted_pendulum.yaml", *COLLECTION[collection], f"--data.demos={demo_file}",
         "--data.total_frames=4096", "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.minibatch_size=128", "--model.ppo_epochs=1",
+        "--model.ppo.minibatch_size=128", "--model.ppo.epochs=1",
         "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=1",
         f"--trainer.default_root_dir={root}", "--last_checkpoint.every_seconds=0",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={root}",
@@ -306,7 +308,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(demo_file, tmp_path, o
     run(
         "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
         "--data.total_frames=2048", "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.minibatch_size=128", "--model.ppo_epochs=2", f"--model.policy_optimizer={optimizer}",
+        "--model.ppo.minibatch_size=128", "--model.ppo.epochs=2", f"--model.policy_optimizer={optimizer}",
         "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=2",
         f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
         "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
@@ -329,7 +331,7 @@ def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(demo_file, tmp_path, o
 def test_a_run_folder_that_does_not_exist_yet_holds_everything_the_run_writes(demo_file, tmp_path, precision, logger):
     root = tmp_path / "not" / "yet"
     run("fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}", "--data.total_frames=1024",
-        "--data.frames_per_batch=512", "--data.num_envs=2", "--model.minibatch_size=128", "--model.ppo_epochs=1",
+        "--data.frames_per_batch=512", "--data.num_envs=2", "--model.ppo.minibatch_size=128", "--model.ppo.epochs=1",
         "--eval.eval_every_frames=512", "--eval.episodes=1", "--data.val_episodes=1",
         f"--trainer.default_root_dir={root}", f"--trainer.precision={precision}", *([] if logger else ["--trainer.logger=false"]))
     assert [e["frames"] for e in json.loads((root / "eval_history.json").read_text())] == [512, 1024]
@@ -355,9 +357,12 @@ def test_checkpoints_that_cannot_be_resumed_are_refused_in_one_line(tmp_path):
         "last": f"last.ckpt cannot be read .* --ckpt_path {intact}$",
     }
     for ckpt, message in cases.items():
-        proc = run("fit", "--config", "inverted_pendulum.yaml", f"--trainer.default_root_dir={tmp_path}",
+        proc = run("fit", "--config", "experts/inverted_pendulum.yaml", f"--trainer.default_root_dir={tmp_path}",
                    "--trainer.logger=false", f"--ckpt_path={ckpt}", check=False)
         last = proc.stderr.strip().splitlines()[-1]
         assert proc.returncode != 0 and "Traceback" not in proc.stderr and re.search(message, last), (ckpt, proc.stderr[-2000:])
     proc = run("fit", "--config", "ant.yaml", "--ckpt_path=experts/ant.ckpt", f"--trainer.default_root_dir={tmp_path}", check=False)
     assert "holds a SACModule, this run trains a GAILModule; pass --model SACModule" in proc.stderr.splitlines()[-1]
+    # An expert trained as a GAILModule with the env reward is the PPOModule it was.
+    proc = run("fit", "--config", "hopper.yaml", "--ckpt_path=experts/hopper.ckpt", f"--trainer.default_root_dir={tmp_path}", check=False)
+    assert "holds a PPOModule, this run trains a GAILModule; pass --model PPOModule" in proc.stderr.splitlines()[-1]

@@ -12,13 +12,21 @@ from gail_lightning.data import CollectorDataModule
 from gail_lightning.envs import make_env
 from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
+from gail_lightning.settings import (
+    DiscriminatorSettings,
+    PPOSettings,
+    TRPOSettings,
+)
+
+SMALL_PPO = PPOSettings(epochs=2, minibatch_size=64)
+SMALL_DISC = DiscriminatorSettings(steps=2, batch_size=64)
 
 
 def build(demo_file, data_kwargs=None, **model_kwargs):
     settings = dict(env_id=ENV_ID, demos=str(demo_file), frames_per_batch=256, total_frames=512,
                     num_envs=2, val_episodes=1)
     data = CollectorDataModule(**{**settings, **(data_kwargs or {})})
-    kwargs = dict(minibatch_size=64, ppo_epochs=2, disc_steps=2, disc_batch_size=64)
+    kwargs = dict(ppo=SMALL_PPO, disc=SMALL_DISC)
     module = GAILModule(data.obs_dim, data.action_low, data.action_high, **{**kwargs, **model_kwargs})
     return module, data
 
@@ -41,28 +49,6 @@ def test_networks_share_one_observation_normalizer(demo_file):
     assert module.discriminator.obs_norm is module.obs_norm
     assert module.actor.module[0].module[0] is module.obs_norm
     assert module.critic.module[0] is module.obs_norm
-
-
-def test_ppo_step_lowers_its_loss_on_a_fixed_batch(demo_file, tmp_path):
-    torch.manual_seed(0)
-    module, data = build(demo_file, reward="env", ppo_epochs=4, policy_lr=1e-3)
-    fit(module, data, tmp_path)  # attaches a trainer and optimizers
-    collector = Collector(make_env(ENV_ID, seed=1), module.actor, frames_per_batch=256, total_frames=256)
-    batch = next(iter(collector))
-    with torch.no_grad():
-        module.gae(batch)
-    module._proximal_log_prob(batch)
-    batch = batch.reshape(-1)
-
-    def loss():
-        with torch.no_grad():
-            out = module.ppo_loss(batch)
-        return (out["loss_objective"] + out["loss_critic"]).item()
-
-    before = loss()
-    actor_opt, critic_opt, _ = module.optimizers()
-    module._ppo_step(batch, actor_opt, critic_opt)
-    assert loss() < before
 
 
 def test_checkpoint_round_trip_gives_identical_actions_and_norm_stats(demo_file, tmp_path):
@@ -92,16 +78,34 @@ def test_gail_reward_needs_demonstrations(tmp_path):
 
 
 def test_minibatch_must_divide_the_batch(demo_file, tmp_path):
-    module, data = build(demo_file, minibatch_size=100)
+    module, data = build(demo_file, ppo=PPOSettings(minibatch_size=100))
     with pytest.raises(UserInputError, match="not divisible"):
         fit(module, data, tmp_path)
 
 
-@pytest.mark.parametrize("name", ["policy_lr", "disc_lr"])
+@pytest.mark.parametrize("group", ["ppo", "disc", "bc"])
 @pytest.mark.parametrize("value", [0.0, -1e-3])
-def test_non_positive_learning_rates_are_refused(name, value):
-    with pytest.raises(UserInputError, match=f"--model.{name} must be > 0"):
-        GAILModule(4, [-3.0], [3.0], **{name: value})
+def test_non_positive_learning_rates_are_refused(group, value):
+    with pytest.raises(UserInputError, match=rf"--model\.{group}\.lr must be > 0"):
+        GAILModule(4, [-3.0], [3.0], **{group: {"lr": value}})
+
+
+def test_a_negative_number_of_discriminator_steps_is_refused():
+    with pytest.raises(UserInputError, match=r"--model\.disc\.steps must be >= 0"):
+        GAILModule(4, [-3.0], [3.0], disc=DiscriminatorSettings(steps=-1))
+
+
+def test_without_discriminator_steps_d_and_its_optimizer_never_move(demo_file, tmp_path):
+    """The survival-only control: D keeps its initial weights; the policy still trains."""
+    torch.manual_seed(0)
+    module, data = build(demo_file, disc=DiscriminatorSettings(steps=0))
+    before = copy.deepcopy(module.state_dict())
+    trainer = fit(module, data, tmp_path)
+    after = module.state_dict()
+    own = [k for k in after if k.startswith("discriminator.") and ".obs_norm." not in k]  # the norm is shared
+    assert own and all(torch.equal(after[k], before[k]) for k in own)
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("actor."))
+    assert not trainer.optimizers[2].state
 
 
 COLLECTION = {
@@ -154,8 +158,7 @@ def test_policy_lag_is_none_or_exactly_one_update(demo_file, tmp_path, collectio
     the timing."""
     torch.manual_seed(0)
     _, data = build(demo_file, {**COLLECTION[collection], "total_frames": 1024})
-    module = RecordingModule(data.obs_dim, data.action_low, data.action_high, minibatch_size=64,
-                             ppo_epochs=2, disc_steps=2, disc_batch_size=64)
+    module = RecordingModule(data.obs_dim, data.action_low, data.action_high, ppo=SMALL_PPO, disc=SMALL_DISC)
     module.seen, module.proximal = [], []
     fit(module, data, tmp_path)
     assert len(module.seen) == 4
@@ -181,7 +184,7 @@ def test_nan_in_a_loss_stops_the_run_and_saves_its_state(demo_file, tmp_path):
 
 def test_fit_with_the_trpo_policy_optimizer(demo_file, tmp_path):
     torch.manual_seed(0)
-    module, data = build(demo_file, policy_optimizer="trpo", max_kl=0.01)
+    module, data = build(demo_file, policy_optimizer="trpo", trpo=TRPOSettings(max_kl=0.01))
     before = copy.deepcopy(module.state_dict())
     trainer = fit(module, data, tmp_path)
     after = module.state_dict()
@@ -243,7 +246,7 @@ def test_discriminator_step_learns_who_is_expert_and_that_the_expert_never_ends_
     episodes end (one absorbing pair per 5 steps) and the expert's never do, so D learns the
     absorbing state is the policy's."""
     torch.manual_seed(0)
-    module, data = build(demo_file, reward="logit", absorbing=True, disc_lr=3e-3)
+    module, data = build(demo_file, reward="logit", absorbing=True, disc=DiscriminatorSettings(lr=3e-3, steps=2, batch_size=64))
     fit(module, data, tmp_path)  # attaches a trainer and optimizers
     module.expert = TensorDict({"observation": torch.randn(512, 4) + 2, "action": torch.rand(512, 1) - 0.5}, [512])
     module.expert_absorbing_rate = 0.0
@@ -291,7 +294,7 @@ def test_airl_absorbing_pairs_score_as_the_absorbing_state_whatever_their_log_pr
 
 def test_airl_with_absorbing_states_trains_both_of_its_networks(demo_file, tmp_path):
     torch.manual_seed(0)
-    module, data = build(demo_file, reward="airl", absorbing=True, grad_penalty=1.0)
+    module, data = build(demo_file, reward="airl", absorbing=True, disc=DiscriminatorSettings(steps=2, batch_size=64, grad_penalty=1.0))
     before = copy.deepcopy(module.discriminator.state_dict())
     fit(module, data, tmp_path)
     after = module.discriminator.state_dict()

@@ -1,0 +1,115 @@
+"""The generator on its own: PPO on the env reward, and experts written before it existed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from conftest import ENV_ID, fit
+from tensordict import TensorDict
+from torchrl.collectors import Collector
+
+from gail_lightning.data import CollectorDataModule
+from gail_lightning.demos import load_expert
+from gail_lightning.envs import make_env
+from gail_lightning.ppo_module import PPOModule
+from gail_lightning.settings import PPOSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(**model_kwargs) -> tuple[PPOModule, CollectorDataModule]:
+    data = CollectorDataModule(env_id=ENV_ID, frames_per_batch=256, total_frames=512, num_envs=2, val_episodes=1)
+    module = PPOModule(data.obs_dim, data.action_low, data.action_high, **model_kwargs)
+    return module, data
+
+
+def test_ppo_step_lowers_its_loss_on_a_fixed_batch(tmp_path):
+    torch.manual_seed(0)
+    module, data = build(ppo=PPOSettings(lr=1e-3, epochs=4, minibatch_size=64))
+    fit(module, data, tmp_path)  # attaches a trainer and optimizers
+    collector = Collector(make_env(ENV_ID, seed=1), module.actor, frames_per_batch=256, total_frames=256)
+    batch = next(iter(collector))
+    with torch.no_grad():
+        module.gae(batch)
+    module._proximal_log_prob(batch)
+    batch = batch.reshape(-1)
+
+    def loss():
+        with torch.no_grad():
+            out = module.ppo_loss(batch)
+        return (out["loss_objective"] + out["loss_critic"]).item()
+
+    before = loss()
+    actor_opt, critic_opt = module.optimizers()
+    module._ppo_step(batch, actor_opt, critic_opt)
+    assert loss() < before
+
+
+def test_the_policy_learns_from_the_env_reward_times_its_scale():
+    module, _ = build(reward_scale=0.1)
+    batch = TensorDict({"next": {"reward": torch.tensor([[2.0], [-4.0]])}}, [2])
+    assert module.reward_step(batch) == {}
+    module.relabel_rewards(batch)
+    torch.testing.assert_close(batch["next", "reward"], torch.tensor([[0.2], [-0.4]]))
+
+
+def test_experts_written_by_gail_with_the_env_reward_load_as_ppo_modules():
+    """experts/hopper.ckpt: a GAILModule with ``reward: env`` and flat settings (2026-11)."""
+    path = ROOT / "experts" / "hopper.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    module = load_expert(path, checkpoint)
+    assert type(module) is PPOModule
+    assert module.ppo.minibatch_size == checkpoint["hyper_parameters"]["minibatch_size"]
+    state = module.state_dict()
+    for key, value in checkpoint["state_dict"].items():
+        if key.startswith(("actor.", "obs_norm.")):
+            assert torch.equal(state[key], value), key
+
+
+def resume(ckpt: Path | None, config: str, tmp_path: Path, frames: int) -> subprocess.CompletedProcess:
+    """Fit ``config`` for ``frames`` frames in all, from ``ckpt`` if given."""
+    return subprocess.run(
+        [sys.executable, "train.py", "fit", "--config", config, *([f"--ckpt_path={ckpt}"] if ckpt else []),
+         f"--data.total_frames={frames}", "--data.frames_per_batch=1024", "--model.ppo.minibatch_size=256",
+         "--eval.episodes=1", "--data.val_episodes=1",
+         f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_an_expert_run_from_before_ppo_module_resumes_with_its_new_config(tmp_path):
+    """A PPO expert run written as a GAILModule with ``reward: env`` (flat settings, an unused
+    discriminator and its optimizer's state) resumes as a PPOModule, leaving those behind."""
+    config = "configs/experts/inverted_pendulum.yaml"
+    assert resume(None, config, tmp_path / "new", 2048).returncode == 0
+    checkpoint = torch.load(tmp_path / "new" / "checkpoints" / "last.ckpt", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    old = {key: value for key, value in hparams.items() if key not in ("_class_path", "ppo", "trpo")}
+    old |= {"_class_path": "gail_lightning.GAILModule", "reward": "env", "disc_lr": 3e-4,
+            "policy_lr": hparams["ppo"]["lr"], "ppo_epochs": hparams["ppo"]["epochs"],
+            "minibatch_size": hparams["ppo"]["minibatch_size"]}
+    disc = torch.nn.Linear(4, 1)
+    checkpoint["hyper_parameters"] = old
+    checkpoint["state_dict"] |= {"discriminator.net.0.weight": disc.weight.detach(),
+                                 "discriminator.net.0.bias": disc.bias.detach()}
+    checkpoint["optimizer_states"].append(torch.optim.Adam(disc.parameters()).state_dict())
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    proc = resume(tmp_path / "old.ckpt", config, tmp_path / "resumed", 4096)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert int(resumed["state_dict"]["frames"]) == 4096
+    assert resumed["hyper_parameters"]["_class_path"] == "gail_lightning.PPOModule"
+    assert resumed["hyper_parameters"]["ppo"] == hparams["ppo"]
+    assert not any(k.startswith("discriminator.") for k in resumed["state_dict"])
+
+
+def test_an_expert_whose_optimizers_predate_today_s_is_refused_in_one_line(tmp_path):
+    """experts/inverted_pendulum.ckpt: policy and value network shared one Adam then."""
+    ckpt = ROOT / "experts" / "inverted_pendulum.ckpt"
+    proc = resume(ckpt, "configs/experts/inverted_pendulum.yaml", tmp_path, 200_000)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {ckpt} holds the optimizers of an older version of this project, which cannot resume "
+        "training; start afresh (its policy still evaluates and records demos)."
+    )
