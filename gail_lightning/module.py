@@ -4,7 +4,7 @@ discriminator trained on expert against policy pairs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -38,9 +38,7 @@ class GAILModule(PPOModule):
     D's, and the generator's GAE and policy step follow as in ``PPOModule``.
 
     Args:
-        obs_dim, action_low, action_high, hidden_sizes, init_log_std, gamma, gae_lambda,
-            policy_optimizer, ppo, trpo, max_grad_norm, anneal_lr, compile_loss: as in
-            ``PPOModule`` (the discriminator has the same hidden layers).
+        obs_dim, action_low, action_high: as in ``PPOModule``.
         reward: ``survival`` = −log(1−D), ``logit`` = log D − log(1−D), ``airl`` = the same of
             AIRL's D (Fu et al. 2018), f(s, a, s') − log π(a|s) with f = g(s, a) + γ·h(s') − h(s).
         absorbing: episodes that terminate (not those cut by the time limit) continue into an
@@ -50,6 +48,8 @@ class GAILModule(PPOModule):
             every step while D still tells the policy apart, whatever the expert did.
         disc: the discriminator's updates.
         bc: behavioral-cloning warm start of the policy on the demonstrations.
+        generator: the ``PPOModule`` settings (the discriminator has the policy's
+            ``hidden_sizes``).
     """
 
     def __init__(
@@ -61,25 +61,14 @@ class GAILModule(PPOModule):
         absorbing: bool = False,
         disc: DiscriminatorSettings = DiscriminatorSettings(),
         bc: WarmStartSettings = WarmStartSettings(),
-        hidden_sizes: Sequence[int] = (100, 100),
-        init_log_std: float = 0.0,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        policy_optimizer: Literal["ppo", "trpo"] = "ppo",
-        ppo: PPOSettings = PPOSettings(),
-        trpo: TRPOSettings = TRPOSettings(),
-        max_grad_norm: float = 0.5,
-        anneal_lr: bool = False,
-        compile_loss: bool = False,
+        **generator: Any,
     ) -> None:
-        super().__init__(
-            obs_dim, action_low, action_high, hidden_sizes, init_log_std, gamma, gae_lambda,
-            policy_optimizer, ppo, trpo, max_grad_norm, anneal_lr, compile_loss=compile_loss,
-        )
+        super().__init__(obs_dim, action_low, action_high, **generator)
         self.disc, self.bc = settings(DiscriminatorSettings, disc), settings(WarmStartSettings, bc)
         require_positive_model_args(**{"disc.lr": self.disc.lr, "bc.lr": self.bc.lr})
         if self.disc.steps < 0:
             raise UserInputError(f"--model.disc.steps must be >= 0 (0 = D never updated), got {self.disc.steps}.")
+        hidden_sizes, gamma = self.hparams.hidden_sizes, self.hparams.gamma
         self.discriminator = Discriminator(self.obs_norm, obs_dim, len(action_low), hidden_sizes, absorbing,
                                            shaping_gamma=gamma if reward == "airl" else None)
         self.expert: TensorDict | None = None

@@ -18,6 +18,7 @@ from torch.nn.utils import skip_init
 from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules.distributions.utils import safetanh_noeps
 
 from gail_lightning.distributed import all_sum_
 
@@ -165,6 +166,17 @@ class SquashedGaussian(nn.Module):
             - 2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))  # log |d tanh / d pre|
             - self.radius.log()
         ).sum(-1)
+
+    def rsample_and_log_prob(self, loc: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized action and its log-density, scored at the Gaussian draw itself
+        (not at the inverse tanh of the action, which where tanh saturates is another draw),
+        with the terms, order and ``safetanh`` gradient of ``TanhNormal.rsample_and_log_prob``:
+        SAC's losses must match TorchRL's ``SACLoss``."""
+        pre = loc + torch.randn_like(loc) * scale
+        action = self.center + self.radius * safetanh_noeps(pre)
+        gaussian = -((pre - loc) ** 2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))
+        squash = 2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre)) + self.radius.log()
+        return action, gaussian.sum(-1) - squash.sum(-1)
 
 
 class ActionSampler(TensorDictModuleBase):

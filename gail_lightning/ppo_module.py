@@ -23,8 +23,9 @@ class PPOModule(OnlineModule):
 
     One training step: (1) ``reward_step`` trains a learned reward (none here; a
     discriminator in ``GAILModule``), (2) ``relabel_rewards`` sets the batch's reward (here
-    the env's times ``reward_scale``; D's in ``GAILModule``), (3) GAE, (4) the policy step: ``ppo.epochs`` epochs of clipped PPO on
-    minibatches, or one TRPO step and an Adam fit of the value network.
+    the env's; D's in ``GAILModule``), times ``reward_scale``, (3) GAE, (4) the policy
+    step: ``ppo.epochs`` epochs of clipped PPO on minibatches, or one TRPO step and an Adam
+    fit of the value network.
 
     Args:
         obs_dim: observation size (linked from the DataModule by the CLI).
@@ -42,7 +43,8 @@ class PPOModule(OnlineModule):
         trpo: the TRPO step.
         max_grad_norm: gradient-norm clip for every update.
         anneal_lr: decay the policy and value learning rate linearly to 0 over the frame budget.
-        reward_scale: factor on the env reward.
+        reward_scale: factor on the reward the policy learns from (the env's here, D's in
+            ``GAILModule``).
         compile_loss: ``torch.compile`` the PPO loss (forward and backward); needs a C++
             compiler and ≈20 s of compiling at start (1.6× faster minibatch steps on CPU
             with the TorchRL loss this replaced; not measured with ``ppo.PPOLoss``).
@@ -122,6 +124,7 @@ class PPOModule(OnlineModule):
         metrics = self._proximal_log_prob(batch)  # before the reward step: AIRL's D reads them
         metrics |= self.reward_step(batch)
         metrics |= self.relabel_rewards(batch)
+        batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
         with torch.no_grad():
             self.gae(batch)
         flat = batch.reshape(-1)
@@ -141,8 +144,8 @@ class PPOModule(OnlineModule):
         return {}
 
     def relabel_rewards(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
-        """Set the reward the policy learns from in ``batch["next", "reward"]``; return metrics."""
-        batch["next", "reward"] = batch["next", "reward"] * self.hparams.reward_scale
+        """Put the reward the policy learns from in ``batch["next", "reward"]`` (here: the env's,
+        as collected); return metrics."""
         return {}
 
     @torch.no_grad()

@@ -46,12 +46,27 @@ def test_ppo_step_lowers_its_loss_on_a_fixed_batch(tmp_path):
     assert loss() < before
 
 
-def test_the_policy_learns_from_the_env_reward_times_its_scale():
-    module, _ = build(reward_scale=0.1)
-    batch = TensorDict({"next": {"reward": torch.tensor([[2.0], [-4.0]])}}, [2])
-    assert module.reward_step(batch) == {}
-    module.relabel_rewards(batch)
-    torch.testing.assert_close(batch["next", "reward"], torch.tensor([[0.2], [-0.4]]))
+class RewardRecorder(PPOModule):
+    """Keeps each batch's reward as collected and as GAE reads it."""
+
+    def relabel_rewards(self, batch):
+        self.collected.append(batch["next", "reward"].clone())
+        return super().relabel_rewards(batch)
+
+
+def test_gae_reads_the_env_reward_times_its_scale(tmp_path):
+    torch.manual_seed(0)
+    data = CollectorDataModule(env_id=ENV_ID, frames_per_batch=256, total_frames=512, num_envs=2, val_episodes=1)
+    module = RewardRecorder(data.obs_dim, data.action_low, data.action_high, reward_scale=0.1,
+                            ppo=PPOSettings(epochs=1, minibatch_size=64))
+    module.collected, read = [], []
+    gae = module.gae.forward
+    module.gae.forward = lambda batch: (read.append(batch["next", "reward"].clone()), gae(batch))[1]
+    fit(module, data, tmp_path)
+    assert len(read) == len(module.collected) == 2
+    for collected, seen in zip(module.collected, read):
+        assert collected.sum() > 0
+        torch.testing.assert_close(seen, 0.1 * collected)
 
 
 def test_experts_written_by_gail_with_the_env_reward_load_as_ppo_modules():
