@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import yaml
 
 matplotlib.use("Agg")
@@ -142,20 +143,47 @@ def budgets(found: dict[tuple[str, str, int], list[dict]]) -> dict[tuple[str, st
     return {key: runs for key, runs in out.items() if runs}
 
 
+def score_band(runs: list[dict]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Frames, then mean, min and max normalized score over seeds at each frame count of the
+    first seed's curve (the others' curves interpolated there)."""
+    frames = [p["frames"] for p in runs[0]["curve"]]
+    curves = [np.interp(frames, [p["frames"] for p in r["curve"]], [p["eval/normalized_score"] for p in r["curve"]])
+              for r in runs]
+    return frames, *(list(f(curves, axis=0)) for f in (np.mean, np.min, np.max))
+
+
+def flat_method(grid: dict, method: str) -> bool:
+    """Methods drawn as a horizontal line at their final score: BC, which steps no env, and
+    the survival-only controls, a floor for the GAIL curves beside them."""
+    return "/bc/" in grid["methods"][method]["config"] or method.startswith("control")
+
+
 def plot_curves(grid: dict, results: Path, out: Path) -> list[Path]:
-    """One PNG per (task, trajectories): mean normalized score over seeds per method."""
+    """One PNG per (task, trajectories): each GAIL method's mean normalized score over seeds
+    with its min-max band, BC and the controls as lines at their mean final score; one
+    colour per method, the same in every plot."""
     found = load_results(grid, results)
+    palette = plt.get_cmap("tab20").colors
+    colours = {m: palette[(2 * i) % 20 + (2 * i) // 20] for i, m in enumerate(grid["methods"])}
     written = []
     for task, n in sorted({(t, k) for (_, t, k) in found}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for method in grid["methods"]:
-            for run in found.get((method, task, n), []):
-                curve = run["curve"]
-                ax.plot([p["frames"] for p in curve], [p["eval/normalized_score"] for p in curve],
-                        label=f"{method} seed {run['seed']}")
+            runs = [r for r in found.get((method, task, n), []) if r.get("curve")]
+            if not runs:
+                continue
+            label = f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+            if flat_method(grid, method):
+                final = float(np.mean([r["final_normalized_score"] for r in runs]))
+                ax.axhline(final, color=colours[method], linestyle=":" if method.startswith("control") else "-.",
+                           linewidth=1.5, label=f"{label}, final")
+                continue
+            frames, mean, low, high = score_band(runs)
+            ax.plot(frames, mean, color=colours[method], label=label)
+            ax.fill_between(frames, low, high, color=colours[method], alpha=0.2, linewidth=0)
         ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
-        ax.set_xlabel("frames (BC: expert samples through the gradient)")
-        ax.set_ylabel("normalized score")
+        ax.set_xlabel("environment frames")
+        ax.set_ylabel("normalized score (mean, min-max band over seeds)")
         ax.set_title(f"{task}, {n} expert trajectories")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

@@ -62,6 +62,20 @@ def test_curves_are_plotted_per_task_and_trajectory_count(tmp_path):
     assert written[0].stat().st_size > 1000
 
 
+def test_a_methods_band_spans_its_seeds_at_the_first_seeds_frames():
+    runs = [{"curve": [{"frames": 0, "eval/normalized_score": 0.0}, {"frames": 100, "eval/normalized_score": 1.0}]},
+            {"curve": [{"frames": 0, "eval/normalized_score": 0.2}, {"frames": 200, "eval/normalized_score": 0.6}]}]
+    frames, mean, low, high = paper_table.score_band(runs)
+    assert frames == [0, 100]
+    assert low == [0.0, 0.4] and high == [0.2, 1.0]  # the second seed's 0.4 is interpolated at 100
+    assert mean == [0.1, 0.7]
+
+
+def test_bc_and_the_controls_are_lines_and_gail_methods_curves():
+    grid = {"methods": {**GRID["methods"], "control": {"config": "configs/{task}.yaml"}}}
+    assert [paper_table.flat_method(grid, m) for m in grid["methods"]] == [False, True, True]
+
+
 def test_a_rows_overrides_apply_to_its_cells_only():
     grid = {
         "methods": {"GAIL-PPO": {"config": "configs/{task}.yaml", "overrides": ["--data.subsample=20"]}},
