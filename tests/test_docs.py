@@ -1,4 +1,4 @@
-"""The README's config reference against the CLI's own ``--print_config``."""
+"""The README: its config reference against the CLI's own ``--print_config``, and its size."""
 
 import re
 import subprocess
@@ -53,3 +53,11 @@ def printed() -> dict:
 def test_the_config_reference_lists_every_key_with_its_default(printed, group):
     actual = flatten(printed[group]["init_args"] if group == "model" else printed[group])
     assert documented(group) == actual
+
+
+def test_the_readme_is_a_reference_not_a_record():
+    """At most 300 lines; in-depth pages and the experiment record live apart from it."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 300
+    for linked in ("docs/design.md", "docs/demonstrations.md", "benchmarks/RESULTS.md"):
+        assert any(linked in line for line in lines) and (ROOT / linked).is_file(), linked
