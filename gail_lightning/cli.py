@@ -63,7 +63,10 @@ def refuse_old_model_names(argv: list[str]) -> None:
             check_old_names({key: given or value})
         elif arg in ("--config", "-c") or arg.startswith("--config="):
             path = Path(arg.split("=", 1)[1] if "=" in arg else value)
-            config = yaml.safe_load(path.read_text()) if path.is_file() else None
+            try:
+                config = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # jsonargparse reports a missing or malformed file in one line
             if isinstance(config, dict) and isinstance(config.get("model"), dict):
                 check_old_names(config["model"])
 
@@ -163,6 +166,7 @@ class GAILCLI(LightningCLI):
             ours = self.model.configure_optimizers() if optimizers else None
             check_resumable(*found, model_class, self.datamodule.env_id, self.model.state_dict(),
                             ours if isinstance(ours, list | None) else [ours])
+
 
 def main() -> None:
     """Entry point of ``train.py``."""

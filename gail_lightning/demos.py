@@ -5,6 +5,7 @@
     python -m gail_lightning.demos import-minari DATASET --out demos/mine.npz
     python -m gail_lightning.demos export-minari demos/hopper.npz --dataset-id gail/hopper/expert-v0
     python -m gail_lightning.demos manifest demos
+    python -m gail_lightning.demos render --ckpt EXPERT.ckpt --out hopper.gif
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gail_lightning.minari_io import from_minari, to_minari
 from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
 from gail_lightning.settings import GAIL_CLASS, upgrade_hparams
+from gail_lightning.video import render_episode, write_gif
 
 
 def load_expert(ckpt: Path, checkpoint: dict) -> OnlineModule:
@@ -42,17 +44,21 @@ def load_expert(ckpt: Path, checkpoint: dict) -> OnlineModule:
     return module
 
 
-def record(
-    ckpt: Path, episodes: int, seed: int, out: Path, env_id: str | None = None, command: str = ""
-) -> Demonstrations:
-    """Roll out an expert checkpoint deterministically and write its episodes to ``out``."""
+def load_policy(ckpt: Path, env_id: str | None) -> tuple[OnlineModule, str, dict]:
+    """The module in ``ckpt``, in eval mode, and the env (and env options) it trained on."""
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     data = checkpoint.get("datamodule_hyper_parameters", {})
     env_id = env_id or data.get("env_id")
     if env_id is None:
         raise SystemExit(f"{ckpt} does not say which env it was trained on; pass --env-id.")
-    env_kwargs = data.get("env_kwargs") or {}
-    module = load_expert(ckpt, checkpoint).eval()
+    return load_expert(ckpt, checkpoint).eval(), env_id, data.get("env_kwargs") or {}
+
+
+def record(
+    ckpt: Path, episodes: int, seed: int, out: Path, env_id: str | None = None, command: str = ""
+) -> Demonstrations:
+    """Roll out an expert checkpoint deterministically and write its episodes to ``out``."""
+    module, env_id, env_kwargs = load_policy(ckpt, env_id)
     torch.manual_seed(seed)
     env = make_env(env_id, seed=seed, env_kwargs=env_kwargs)
     runs = rollout_episodes(env, module.actor, episodes, deterministic=True)
@@ -135,6 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     exp.add_argument("--dataset-id", required=True, help="e.g. gail_lightning/hopper/expert-v0")
     exp.add_argument("--root", type=Path, default=None,
                      help="datasets folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    ren = sub.add_parser("render", help="checkpoint -> GIF of one deterministic episode")
+    ren.add_argument("--ckpt", type=Path, required=True, help="checkpoint of a trained policy (GAIL, PPO, SAC, BC)")
+    ren.add_argument("--out", type=Path, required=True, help="output .gif file")
+    ren.add_argument("--seed", type=int, default=0, help="seed of the episode's reset")
+    ren.add_argument("--max-steps", type=int, default=1000)
+    ren.add_argument("--size", type=int, default=160, help="frame width and height in pixels")
+    ren.add_argument("--every", type=int, default=2, help="keep every k-th step's frame")
+    ren.add_argument("--env-id", default=None, help="defaults to the env the policy trained on")
     man = sub.add_parser("manifest", help="write <folder>/manifest.json describing every .npz in it")
     man.add_argument("folder", type=Path, nargs="?", default=Path("demos"))
     args = parser.parse_args(argv)
@@ -148,6 +162,13 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "import-minari":
             from_minari(args.dataset, args.env_id, command).save(args.out)
             print(info(args.out))
+        elif args.command == "render":
+            if args.out.suffix.lower() != ".gif":
+                raise UserInputError(f"--out {args.out}: render writes GIF files; name it <file>.gif.")
+            module, env_id, env_kwargs = load_policy(args.ckpt, args.env_id)
+            frames = render_episode(module.actor, env_id, env_kwargs, args.seed, args.max_steps,
+                                    args.size, args.every)
+            print(f"wrote {write_gif(frames, args.out)}: {len(frames)} frames of {env_id}")
         elif args.command == "manifest":
             entries = manifest(args.folder)
             (args.folder / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")

@@ -23,8 +23,6 @@ from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.ppo_module import PPOModule
 from gail_lightning.settings import (
     DiscriminatorSettings,
-    PPOSettings,
-    TRPOSettings,
     WarmStartSettings,
     settings,
 )
@@ -118,7 +116,7 @@ class GAILModule(PPOModule):
     def _discriminator_step(
         self, flat: TensorDictBase, opt: torch.optim.Optimizer
     ) -> dict[str, torch.Tensor]:
-        """``disc_steps`` updates of D on fresh expert and policy minibatches; returns metrics.
+        """``disc.steps`` updates of D on fresh expert and policy minibatches; returns metrics.
 
         With absorbing states each side's minibatch holds the absorbing pair as often as its
         data does: once per terminated episode among the episodes' pairs."""

@@ -27,7 +27,7 @@ from torch import nn
 from torchrl.data import LazyMemmapStorage, ReplayBuffer
 from torchrl.modules import ValueOperator
 
-from gail_lightning.errors import require_positive_model_args
+from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.networks import RunningNorm, SquashedGaussian, make_actor, make_qvalue
 from gail_lightning.online_module import OnlineModule
 
@@ -86,8 +86,8 @@ class DiskReplayBuffer:
     over a ``LazyMemmapStorage``), which a checkpoint restores exactly without copying it.
 
     A save records the write count, and ``ReplayBuffer.dumps`` into the storage's own folder
-    writes metadata only (about 20 ms, where copying a million Humanoid transitions would
-    write 2.8 GB at every save). A resumed run must not see what the interrupted run wrote
+    writes metadata only (about 2-20 ms, where copying a million transitions of Humanoid's
+    full 348-number observations would write 2.8 GB at every save). A resumed run must not see what the interrupted run wrote
     after the save: entries past the saved length are never sampled and are written again
     in order, but once the ring is full each transition overwrites one that the save may
     hold. So the overwritten one first moves to the same slot of ``undo/`` (the ring's
@@ -235,6 +235,10 @@ class SACModule(OnlineModule):
             folder = Path(trainer.default_root_dir) / "replay_buffer"
             if trainer.world_size > 1:
                 folder = folder / f"rank{trainer.global_rank}"
+            if self.frames_per_batch is not None and self.hparams.buffer_size < self.frames_per_batch:
+                raise UserInputError(
+                    f"--model.buffer_size ({self.hparams.buffer_size}) is smaller than one batch "
+                    f"(--data.frames_per_batch {self.frames_per_batch}); make it at least that.")
             run = trainer.strategy.broadcast(uuid.uuid4().hex)
             self.buffer = DiskReplayBuffer(folder, self.hparams.buffer_size, run)
 
@@ -258,6 +262,9 @@ class SACModule(OnlineModule):
                     state[new + old[len(prefix):]] = value
         if self.buffer is not None and "replay_buffer" in checkpoint:
             self.buffer.restore(checkpoint["replay_buffer"])
+        elif self.buffer is not None:
+            rank_zero_warn("The checkpoint predates replay buffers on disk: the buffer starts empty "
+                           "and refills for --model.learning_starts frames before the updates resume.")
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         # fused: one kernel per step instead of one per parameter (see benchmarks/sac_update.py)

@@ -51,8 +51,8 @@ class DiscriminatorSettings:
 
     Args:
         lr: Adam learning rate.
-        steps: updates per batch; 0 never updates D, whose reward then stays what its random
-            initialization gives: the survival-only control of a result.
+        steps: updates per batch; 0 never updates D, whose weights then stay at their random
+            initialization: the survival-only control of a result.
         batch_size: expert pairs (and as many policy pairs) per update.
         grad_penalty: weight of the gradient penalty on D's inputs (0 turns it off).
     """
@@ -125,7 +125,7 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     Checkpoints written before the CLI had a model choice have no ``_class_path`` and hold a
     ``GAILModule``."""
     if hparams.get("_class_path", GAIL_CLASS) not in (GAIL_CLASS, "gail_lightning.GAILModule"):
-        return hparams
+        return dict(hparams)
     out = {key: value for key, value in hparams.items() if key not in RENAMED}
     for old, new in RENAMED.items():
         if old in hparams:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from gail_lightning.envs import episode_return, make_env, rollout_episodes
 from gail_lightning.evaluation import Evaluator
 from gail_lightning.networks import RunningNorm, make_actor

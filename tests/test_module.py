@@ -9,6 +9,7 @@ from tensordict import TensorDict
 from torchrl.collectors import Collector
 
 from gail_lightning.data import CollectorDataModule
+from gail_lightning.discriminator import learned_reward
 from gail_lightning.envs import make_env
 from gail_lightning.errors import TrainingDivergedError, UserInputError
 from gail_lightning.module import GAILModule
@@ -95,12 +96,28 @@ def test_a_negative_number_of_discriminator_steps_is_refused():
         GAILModule(4, [-3.0], [3.0], disc=DiscriminatorSettings(steps=-1))
 
 
-def test_without_discriminator_steps_d_and_its_optimizer_never_move(demo_file, tmp_path):
-    """The survival-only control: D keeps its initial weights; the policy still trains."""
+def test_without_discriminator_steps_d_never_moves_and_its_reward_times_the_scale_trains_the_policy(
+        demo_file, tmp_path):
+    """The survival-only control: D keeps its initial weights, and GAE reads D's reward (not
+    the env's), times ``reward_scale``; the policy still trains."""
     torch.manual_seed(0)
-    module, data = build(demo_file, disc=DiscriminatorSettings(steps=0))
+    module, data = build(demo_file, disc=DiscriminatorSettings(steps=0), reward_scale=0.5)
     before = copy.deepcopy(module.state_dict())
+    read, expected = [], []
+    gae = module.gae.forward
+
+    def recording_gae(batch):
+        read.append(batch["next", "reward"].clone())
+        with torch.no_grad():  # D's reward for these pairs, as the policy saw it
+            expected.append(0.5 * learned_reward(module.discriminator(batch["observation"], batch["action"]), "survival"))
+        return gae(batch)
+
+    module.gae.forward = recording_gae
     trainer = fit(module, data, tmp_path)
+    assert len(read) == 2
+    for seen, want in zip(read, expected):
+        torch.testing.assert_close(seen, want)
+        assert not torch.allclose(seen, torch.ones_like(seen))  # InvertedPendulum's own reward
     after = module.state_dict()
     own = [k for k in after if k.startswith("discriminator.") and ".obs_norm." not in k]  # the norm is shared
     assert own and all(torch.equal(after[k], before[k]) for k in own)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 from conftest import ENV_ID, fit
-from tensordict import TensorDict
 from torchrl.collectors import Collector
 
 from gail_lightning.data import CollectorDataModule

@@ -69,6 +69,11 @@ def test_sac_refuses_non_positive_settings(name):
         SACModule(4, [-3.0], [3.0], **{name: 0})
 
 
+def test_a_buffer_smaller_than_one_batch_is_refused(tmp_path):
+    with pytest.raises(UserInputError, match=r"--model.buffer_size \(64\) is smaller than one batch"):
+        fit_sac(tmp_path, buffer_size=64)
+
+
 def torchrl_sac(obs_dim: int, low: list[float], high: list[float]) -> tuple[SACLoss, SoftUpdate, list]:
     """TorchRL's SACLoss as ``SACModule`` used it before 2026-12, with its target updater
     (which copies the Q networks into the targets as it is made) and optimizers."""

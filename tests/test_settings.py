@@ -36,15 +36,17 @@ def test_flat_gail_settings_move_into_their_groups_and_build_the_same_module():
 
 
 def test_an_env_reward_gail_module_becomes_the_ppo_module_it_was():
-    upgraded = upgrade_hparams({k: v for k, v in FLAT.items() if k != "_class_path"} | {"reward": "env"})
+    upgraded = upgrade_hparams({k: v for k, v in FLAT.items() if k != "_class_path"} | {"reward": "env", "absorbing": False})
     assert upgraded["_class_path"] == PPO_CLASS
-    assert not {"reward", "disc", "bc"} & set(upgraded)
+    assert not {"reward", "absorbing", "disc", "bc"} & set(upgraded)
     assert upgraded["ppo"]["epochs"] == 3
 
 
-def test_other_models_settings_are_left_alone():
-    sac = {"_class_path": "gail_lightning.sac.SACModule", "lr": 3e-4, "batch_size": 256}
-    assert upgrade_hparams(sac) == sac
+def test_other_models_settings_are_left_alone_even_under_an_old_gail_name():
+    """A user's own OnlineModule may well have an ``entropy_coeff`` of its own."""
+    theirs = {"_class_path": "my_package.MyModule", "entropy_coeff": 0.1, "lr": 3e-4}
+    upgraded = upgrade_hparams(theirs)
+    assert upgraded == theirs and upgraded is not theirs
 
 
 @pytest.mark.parametrize("old", sorted(RENAMED))
@@ -55,6 +57,12 @@ def test_each_old_flag_and_config_key_names_its_new_place(old, tmp_path):
     config.write_text(yaml.safe_dump({"model": {"init_args": {old: 1}}}))
     with pytest.raises(UserInputError, match=rf"--model\.{old} is now --model\.{RENAMED[old]} "):
         refuse_old_model_names(["fit", "--config", str(config)])
+
+
+def test_a_config_file_that_is_not_yaml_is_left_to_jsonargparse(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    refuse_old_model_names(["--config", str(broken), "--config", str(tmp_path / "missing.yaml")])
 
 
 def test_every_shipped_config_uses_todays_names():
@@ -76,6 +84,7 @@ def test_a_gail_checkpoint_with_flat_settings_resumes_from_its_path(tmp_path):
     for old, new in RENAMED.items():
         group, name = new.split(".")
         flat[old] = grouped[group][name]
+    flat["disc_lr"] = 5e-5  # not the config's: the checkpoint's settings are the ones resumed
     checkpoint["hyper_parameters"] = flat
     torch.save(checkpoint, tmp_path / "old.ckpt")
     second = subprocess.run([*common, "--data.total_frames=1024", f"--ckpt_path={tmp_path / 'old.ckpt'}",
@@ -84,4 +93,4 @@ def test_a_gail_checkpoint_with_flat_settings_resumes_from_its_path(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     resumed = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
     assert int(resumed["state_dict"]["frames"]) == 1024
-    assert resumed["hyper_parameters"]["disc"] == grouped["disc"]
+    assert resumed["hyper_parameters"]["disc"] == grouped["disc"] | {"lr": 5e-5}

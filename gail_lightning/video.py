@@ -1,0 +1,75 @@
+"""Videos of a policy: deterministic episodes rendered offscreen, written as animated GIFs.
+
+MuJoCo renders headless through EGL (``MUJOCO_GL=egl``, the default set here) or, where no
+EGL driver exists, through OSMesa (``MUJOCO_GL=osmesa``, with the OSMesa library installed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+from PIL import Image
+from tensordict import TensorDict
+from torch import nn
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+
+@torch.no_grad()
+def render_episode(
+    actor: nn.Module, env_id: str, env_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
+    max_steps: int = 1000, size: int = 160, every: int = 2,
+) -> list[np.ndarray]:
+    """Every ``every``-th frame (``size`` pixels square) of one deterministic episode of
+    ``actor`` from ``env.reset(seed=seed)``, at most ``max_steps`` steps."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    env = gym.make(env_id, render_mode="rgb_array", width=size, height=size, **(env_kwargs or {}))
+    _follow_the_body(env.unwrapped)
+    device = next(actor.parameters()).device
+    observation, _ = env.reset(seed=seed)
+    frames = []
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for step in range(max_steps):
+            if step % every == 0:
+                frames.append(env.render())
+            obs = torch.as_tensor(observation, dtype=torch.float32, device=device).unsqueeze(0)
+            action = actor(TensorDict({"observation": obs}, [1]))["action"][0]
+            observation, _, terminated, truncated, _ = env.step(action.float().cpu().numpy())
+            if terminated or truncated:
+                break
+    frames.append(env.render())
+    env.close()
+    return frames
+
+
+def gif(frames: list[np.ndarray], fps: float = 25.0) -> bytes:
+    """``frames`` as an animated GIF, looping."""
+    images = [Image.fromarray(frame) for frame in frames]
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:],
+                   duration=round(1000 / fps), loop=0)
+    return out.getvalue()
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
+    """Write ``frames`` to ``path`` (made with its folders), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(gif(frames, fps))
+    tmp.replace(path)
+    return path
+
+
+def _follow_the_body(env: gym.Env) -> None:
+    """Film through the model's ``track`` camera where it has one (the locomotion tasks: it
+    follows the body), not the free camera that the body walks out of."""
+    camera = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    if camera >= 0:
+        env.mujoco_renderer.camera_id = camera
