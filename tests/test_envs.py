@@ -1,5 +1,8 @@
 """Vectorized collection: each env copy's episodes stay separate and correctly flagged."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -103,3 +106,19 @@ def test_resets_after_a_step_give_what_torchrls_own_partial_reset_gives(monkeypa
         assert set(batch.keys(True, True)) == set(expected.keys(True, True))
         assert (batch == expected).all()
     assert (ours_next == reference_next).all()
+
+
+def test_mujoco_warnings_print_but_the_halfcheetah_models_deprecation():
+    """settotalmass (gymnasium's HalfCheetah XML) is silenced; a blow-up's warning is not."""
+    script = (
+        "import numpy as np\n"
+        "from gail_lightning.envs import make_env\n"
+        "make_env('HalfCheetah-v5', num_envs=2, seed=0)\n"
+        "env = make_env('Hopper-v5', seed=0).gym_envs[0].unwrapped\n"
+        "env.reset(seed=0)\n"
+        "env.data.qvel[:] = 1e12\n"
+        "env.step(np.zeros(3, dtype=np.float32))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert "settotalmass" not in proc.stderr
+    assert "WARNING: Nan, Inf or huge value in QVEL" in proc.stderr
