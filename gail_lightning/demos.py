@@ -120,6 +120,26 @@ def manifest(folder: Path) -> list[dict]:
     return entries
 
 
+def manifest_table(entries: list[dict]) -> str:
+    """``manifest``'s entries as the markdown page ``demos/README.md``, written beside it."""
+    lines = [
+        "# Shipped demonstrations",
+        "",
+        "Generated from `manifest.json` by `python -m gail_lightning.demos manifest demos`; do not edit.",
+        "",
+        "| file | env | episodes | expert return | random return | size | made by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        env = e["env_id"] + (f" `{e['env_kwargs']}`" if e["env_kwargs"] else "")
+        lines.append(
+            f"| `{e['file']}` | {env} | {e['episodes']} | {e['expert_return_mean']:.1f} ± "
+            f"{e['expert_return_std']:.1f} | {e['random_return_mean']:.1f} | {e['bytes'] / 2**20:.1f} MB | "
+            f"`{e['command']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gail_lightning.demos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     ren.add_argument("--size", type=int, default=160, help="frame width and height in pixels")
     ren.add_argument("--every", type=int, default=2, help="keep every k-th step's frame")
     ren.add_argument("--env-id", default=None, help="defaults to the env the policy trained on")
-    man = sub.add_parser("manifest", help="write <folder>/manifest.json describing every .npz in it")
+    man = sub.add_parser("manifest", help="write <folder>/manifest.json and README.md describing every .npz in it")
     man.add_argument("folder", type=Path, nargs="?", default=Path("demos"))
     args = parser.parse_args(argv)
     command = " ".join(["python -m gail_lightning.demos", *(argv or sys.argv[1:])])
@@ -172,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "manifest":
             entries = manifest(args.folder)
             (args.folder / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")
-            print(f"wrote {args.folder / 'manifest.json'}: {len(entries)} files")
+            (args.folder / "README.md").write_text(manifest_table(entries))
+            print(f"wrote {args.folder / 'manifest.json'} and README.md: {len(entries)} files")
         else:
             folder = to_minari(load_demonstrations(args.path), args.dataset_id, args.root)
             print(f"wrote Minari dataset {args.dataset_id} to {folder}")

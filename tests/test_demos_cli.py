@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from gail_lightning.demonstrations import load_demonstrations
-from gail_lightning.demos import info, manifest, record
+from gail_lightning.demos import info, manifest, manifest_table, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,7 @@ def test_shipped_manifest_matches_the_shipped_demo_files():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["file"]
         assert path.stat().st_size <= 10 * 2**20
     assert manifest(folder) == shipped  # regenerating it changes nothing
+    assert (folder / "README.md").read_text() == manifest_table(shipped)  # nor its table
 
 
 def test_record_uses_and_keeps_the_env_options_of_the_expert_run(tmp_path):
