@@ -12,17 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc
+from conftest import ROOT, frames_in, run
 
 
 def tiny_fit(demo_file: Path, root: Path, total_frames: int, *extra: str) -> subprocess.CompletedProcess:
@@ -55,10 +45,6 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def frames_in(ckpt: Path) -> int:
-    return int(torch.load(ckpt, weights_only=False)["state_dict"]["frames"])
 
 
 def test_tiny_fit_writes_last_ckpt_and_resumes(demo_file, tmp_path):
@@ -187,18 +173,6 @@ def test_every_shipped_config_parses(config, monkeypatch, capsys):
     assert printed["trainer"]["default_root_dir"].startswith("runs/")
 
 
-@pytest.mark.parametrize(
-    "config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml")
-                     if yaml.safe_load(p.read_text())["data"].get("demos"))
-)
-def test_every_imitation_config_loads_its_shipped_demos(config, monkeypatch):
-    from gail_lightning.data import CollectorDataModule
-
-    monkeypatch.chdir(ROOT)
-    data = CollectorDataModule(**yaml.safe_load((ROOT / config).read_text())["data"])
-    assert data.demonstrations.num_episodes == data.hparams.num_trajectories
-
-
 def test_bare_config_name_resolves_to_configs_folder(tmp_path, monkeypatch):
     from gail_lightning.cli import resolve_config_names
 
@@ -299,32 +273,6 @@ def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
     expected = logged_losses(uninterrupted)
     after_resume = {f: v for f, v in logged_losses(tmp_path).items() if f > stopped_at}
     assert after_resume and after_resume == {f: v for f, v in expected.items() if f > stopped_at}
-
-
-@pytest.mark.parametrize("optimizer", ["ppo", "trpo"])
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_in_step(demo_file, tmp_path, optimizer):
-    """gloo, 2 ranks: own envs per rank, gradients and observation statistics averaged,
-    the frame budget over both ranks, evaluation and checkpoints from rank 0."""
-    run(
-        "fit", "--config", "inverted_pendulum.yaml", f"--data.demos={demo_file}",
-        "--data.total_frames=2048", "--data.frames_per_batch=512", "--data.num_envs=2",
-        "--model.ppo.minibatch_size=128", "--model.ppo.epochs=2", f"--model.policy_optimizer={optimizer}",
-        "--eval.eval_every_frames=1024", "--eval.episodes=1", "--data.val_episodes=2",
-        f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false",
-        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
-        "--trainer.callbacks+=tests.rank_dump.RankDump", f"--trainer.callbacks.folder={tmp_path}",
-    )
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert [r["world_size"] for r in ranks] == [2, 2]
-    for key, value in ranks[0]["state_dict"].items():
-        assert torch.equal(value, ranks[1]["state_dict"][key]), f"{key} differs between ranks"
-    state = ranks[0]["state_dict"]
-    assert int(state["frames"]) == 2048  # 2 batches of 512 on each of 2 ranks
-    assert int(state["obs_norm.count"]) == 2048  # statistics over both ranks' frames
-    assert not torch.equal(ranks[0]["observation"], ranks[1]["observation"]), "ranks share their envs"
-    assert frames_in(tmp_path / "checkpoints" / "last.ckpt") == 2048
-    history = json.loads((tmp_path / "eval_history.json").read_text())
-    assert [h["frames"] for h in history] == [1024, 2048]
 
 
 @pytest.mark.parametrize("precision, logger", [("32-true", True), ("bf16-mixed", True), ("32-true", False)])

@@ -1,14 +1,12 @@
 """benchmarks/learn.py's bookkeeping: a run stopped before its budget is not a result."""
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
+from benchmarks import learn
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("learn", ROOT / "benchmarks" / "learn.py")
-learn = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(learn)
 
 
 def fake_training(monkeypatch, reached: int) -> list[list[str]]:

@@ -1,13 +1,11 @@
 """The GAIL-vs-BC table renderer and curve plots, on fake result files."""
 
-import importlib.util
 import json
 from pathlib import Path
 
+from benchmarks import paper_table
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("paper_table", ROOT / "benchmarks" / "paper_table.py")
-paper_table = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(paper_table)
 
 GRID = {
     "methods": {"GAIL-PPO": {"config": "configs/{task}.yaml"}, "BC": {"config": "configs/bc/{task}.yaml"}},

@@ -1,14 +1,12 @@
 """benchmarks/throughput.py parts on a few frames: they run and count what they step."""
 
-import importlib.util
 from pathlib import Path
 
 import yaml
 
+from benchmarks import throughput
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
-throughput = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(throughput)
 
 
 def test_raw_and_collection_parts_count_their_frames():
