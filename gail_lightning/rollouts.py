@@ -114,7 +114,7 @@ def _serve(connection: Any, trainer_end: Any, settings: dict[str, Any]) -> None:
             connection.send(("ok", worker.handle(command, argument)))
             if command == "close":
                 return
-    except EOFError:  # the trainer is gone
+    except (EOFError, ConnectionResetError, BrokenPipeError):  # the trainer is gone
         return
     except Exception:
         connection.send(("error", traceback.format_exc()))
