@@ -4,7 +4,7 @@ discriminator trained on expert against policy pairs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -61,6 +61,10 @@ class GAILModule(PPOModule):
         bc: WarmStartSettings = WarmStartSettings(),
         **generator: Any,
     ) -> None:
+        if reward not in get_args(RewardKind):
+            raise UserInputError(
+                f"--model.reward {reward!r}: GAIL learns one of {', '.join(get_args(RewardKind))}; to train "
+                "on the env reward use --model gail_lightning.PPOModule.")
         super().__init__(obs_dim, action_low, action_high, **generator)
         self.disc, self.bc = settings(DiscriminatorSettings, disc), settings(WarmStartSettings, bc)
         require_positive_model_args(**{"disc.lr": self.disc.lr, "bc.lr": self.bc.lr})

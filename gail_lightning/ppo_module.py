@@ -95,7 +95,8 @@ class PPOModule(OnlineModule):
         loss's references to the actor's and critic's parameters: the same tensors again;
         experts from before this class (a ``GAILModule`` with ``reward: env``) an unused
         discriminator, whose optimizer's state comes last and is left out by Lightning."""
-        stale = ("ppo_loss.", "discriminator.") if checkpoint["hyper_parameters"].get("reward") == "env" else ("ppo_loss.",)
+        old_expert = checkpoint["hyper_parameters"].get("reward") == "env"
+        stale = ("ppo_loss.", "discriminator.") if old_expert else ("ppo_loss.",)
         state, current = checkpoint["state_dict"], self.state_dict()
         for old in [k for k in state if k.startswith(stale) and k not in current]:
             del state[old]

@@ -78,6 +78,11 @@ def test_non_positive_learning_rates_are_refused(group, value):
         GAILModule(4, [-3.0], [3.0], **{group: {"lr": value}})
 
 
+def test_the_env_reward_is_refused_with_the_module_that_trains_on_it():
+    with pytest.raises(UserInputError, match="use --model gail_lightning.PPOModule"):
+        GAILModule(4, [-3.0], [3.0], reward="env")
+
+
 def test_a_negative_number_of_discriminator_steps_is_refused():
     with pytest.raises(UserInputError, match=r"--model\.disc\.steps must be >= 0"):
         GAILModule(4, [-3.0], [3.0], disc=DiscriminatorSettings(steps=-1))
