@@ -160,8 +160,10 @@ def plot_curves(grid: dict, results: Path, out: Path) -> list[Path]:
     with its min-max band, BC and the controls as lines at their mean final score; one
     colour per method, the same in every plot."""
     found = load_results(grid, results)
-    palette = plt.get_cmap("tab20").colors
-    colours = {m: palette[(2 * i) % 20 + (2 * i) // 20] for i, m in enumerate(grid["methods"])}
+    # tab20 without its greys (the expert line's colour), dark shades first
+    palette = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]
+    order = list(range(0, len(palette), 2)) + list(range(1, len(palette), 2))
+    colours = {m: palette[order[i % len(order)]] for i, m in enumerate(grid["methods"])}
     written = []
     for task, n in sorted({(t, k) for (_, t, k) in found}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -178,7 +180,7 @@ def plot_curves(grid: dict, results: Path, out: Path) -> list[Path]:
             frames, mean, low, high = score_band(runs)
             ax.plot(frames, mean, color=colours[method], label=label)
             ax.fill_between(frames, low, high, color=colours[method], alpha=0.2, linewidth=0)
-        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="expert")
         ax.set_xlabel("environment frames")
         ax.set_ylabel("normalized score (mean, min-max band over seeds)")
         ax.set_title(f"{task}, {n} expert trajectories")

@@ -12,11 +12,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torchmetrics.aggregation import MeanMetric
 
 from gail_lightning.errors import UserInputError
-from gail_lightning.video import render_episode, write_gif
+from gail_lightning.video import render_episode, write_video
 
 
 class ExpertScore(L.Callback):
@@ -81,12 +82,29 @@ class ExpertScore(L.Callback):
                 self._film(trainer, pl_module)
         return metrics
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.video and trainer.is_global_zero:  # fail now, not at the first evaluation
+            try:
+                render_episode(pl_module.actor, trainer.datamodule.env_id, trainer.datamodule.env_kwargs,
+                               max_steps=1, size=16)
+            except Exception as err:  # noqa: BLE001 -- GL and env errors come in many types
+                raise UserInputError(
+                    f"--eval.video true cannot render {trainer.datamodule.env_id} here ({type(err).__name__}: "
+                    f"{err}); set MUJOCO_GL=egl or osmesa (docs: gail_lightning/video.py), or --eval.video false."
+                ) from None
+
     def _film(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The evaluation's first episode as a GIF in the run folder and in TensorBoard."""
         data, frames = trainer.datamodule, int(pl_module.frames)
         seed = data.hparams.seed + self.seed_offset + (len(self.history) - 1) * self.episodes
-        shots = render_episode(pl_module.actor, data.env_id, data.env_kwargs, seed, self.video_steps)
-        path = write_gif(shots, Path(trainer.default_root_dir) / "videos" / f"eval_{frames}.gif")
+        try:
+            shots = render_episode(pl_module.actor, data.env_id, data.env_kwargs, seed, self.video_steps)
+            path = write_video(shots, Path(trainer.default_root_dir) / "videos" / f"eval_{frames}.gif")
+        except Exception as err:  # noqa: BLE001 -- a lost video must not end the run
+            rank_zero_warn(f"--eval.video: filming at {frames} frames failed ({err}); no more videos this run.")
+            self.video = False
+            return
+        # A GIF as an image summary, which TensorBoard animates: add_video needs moviepy.
         if isinstance(trainer.logger, TensorBoardLogger):
             height, width, _ = shots[0].shape
             image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=path.read_bytes())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import yaml
@@ -11,6 +10,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from gail_lightning import quiet  # noqa: F401 -- silences the warnings judged benign
 from gail_lightning.callbacks import ExpertScore, FramesProgressBar, GracefulStop
 from gail_lightning.checkpointing import LastCheckpoint, check_resumable, resume_checkpoint
 from gail_lightning.data import CollectorDataModule
@@ -19,16 +19,6 @@ from gail_lightning.module import GAILModule
 from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
 from gail_lightning.settings import check_old_names, upgrade_hparams
-
-# Lightning warns that manual-optimization checkpoints hold the post-update weights:
-# that is what resuming needs, so the warning says nothing to act on.
-warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-# training_step(dataloader_iter) is deliberate (OnlineModule.next_batch: no prefetch, one
-# batch per step), so Lightning's two notices that the signature is experimental say nothing new.
-warnings.filterwarnings("ignore", message="Found `dataloader_iter` argument")
-warnings.filterwarnings("ignore", message="You are using the `dataloader_iter` step flavor")
-# Lightning 2.6's own use of a torch pytree API that torch 2.13 deprecates; nothing of ours.
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -26,7 +26,7 @@ from gail_lightning.minari_io import from_minari, to_minari
 from gail_lightning.online_module import OnlineModule
 from gail_lightning.provenance import package_versions
 from gail_lightning.settings import GAIL_CLASS, upgrade_hparams
-from gail_lightning.video import render_episode, write_gif
+from gail_lightning.video import check_video_path, render_episode, write_video
 
 
 def load_expert(ckpt: Path, checkpoint: dict) -> OnlineModule:
@@ -161,9 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     exp.add_argument("--dataset-id", required=True, help="e.g. gail_lightning/hopper/expert-v0")
     exp.add_argument("--root", type=Path, default=None,
                      help="datasets folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets)")
-    ren = sub.add_parser("render", help="checkpoint -> GIF of one deterministic episode")
+    ren = sub.add_parser("render", help="checkpoint -> GIF or MP4 of one deterministic episode")
     ren.add_argument("--ckpt", type=Path, required=True, help="checkpoint of a trained policy (GAIL, PPO, SAC, BC)")
-    ren.add_argument("--out", type=Path, required=True, help="output .gif file")
+    ren.add_argument("--out", type=Path, required=True, help="output .gif or .mp4 file")
     ren.add_argument("--seed", type=int, default=0, help="seed of the episode's reset")
     ren.add_argument("--max-steps", type=int, default=1000)
     ren.add_argument("--size", type=int, default=160, help="frame width and height in pixels")
@@ -183,12 +183,11 @@ def main(argv: list[str] | None = None) -> None:
             from_minari(args.dataset, args.env_id, command).save(args.out)
             print(info(args.out))
         elif args.command == "render":
-            if args.out.suffix.lower() != ".gif":
-                raise UserInputError(f"--out {args.out}: render writes GIF files; name it <file>.gif.")
+            check_video_path(args.out)
             module, env_id, env_kwargs = load_policy(args.ckpt, args.env_id)
             frames = render_episode(module.actor, env_id, env_kwargs, args.seed, args.max_steps,
                                     args.size, args.every)
-            print(f"wrote {write_gif(frames, args.out)}: {len(frames)} frames of {env_id}")
+            print(f"wrote {write_video(frames, args.out)}: {len(frames)} frames of {env_id}")
         elif args.command == "manifest":
             entries = manifest(args.folder)
             (args.folder / "manifest.json").write_text(json.dumps(entries, indent=1) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,17 +14,8 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
+from gail_lightning import quiet  # noqa: F401 -- benign warnings silenced, in workers too
 from gail_lightning.errors import UserInputError
-
-
-def _mujoco_warning(message: str) -> None:
-    """MuJoCo's warnings, as it prints them, but for the deprecation of ``settotalmass`` in
-    gymnasium's own HalfCheetah model: nothing a user can act on, once per env made."""
-    if "'settotalmass' is deprecated" not in message:
-        print(f"WARNING: {message}", file=sys.stderr, flush=True)
-
-
-mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 class EnvError(UserInputError):
