@@ -26,6 +26,12 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from gail_lightning.errors import UserInputError
 
 
+def use_headless_gl() -> None:
+    """On Linux without a display, MuJoCo renders through EGL unless ``MUJOCO_GL`` says otherwise."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+
+
 @torch.no_grad()
 def render_episode(
     actor: nn.Module, env_id: str, env_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
@@ -33,8 +39,7 @@ def render_episode(
 ) -> list[np.ndarray]:
     """Every ``every``-th frame (``size`` pixels square) of one deterministic episode of
     ``actor`` from ``env.reset(seed=seed)``, at most ``max_steps`` steps."""
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl")
+    use_headless_gl()
     try:
         env = gym.make(env_id, render_mode="rgb_array", width=size, height=size, **(env_kwargs or {}))
     except TypeError:  # not a MuJoCo env: it renders at its own size

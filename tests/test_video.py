@@ -1,6 +1,5 @@
 """Videos of policies: offscreen frames, GIFs, the render command and evaluation videos."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from gail_lightning.evaluation import Evaluator
 from gail_lightning.networks import RunningNorm, make_actor
 from gail_lightning.ppo_module import PPOModule
 from gail_lightning.settings import PPOSettings
-from gail_lightning.video import render_episode, write_video
+from gail_lightning.video import render_episode, use_headless_gl, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def gl_works() -> bool:
     """Whether MuJoCo renders offscreen here, asked of gymnasium alone, so that a bug of ours
     still fails the tests below instead of skipping them."""
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl")
+    use_headless_gl()
     env = gym.make(ENV_ID, render_mode="rgb_array", width=16, height=16)
     try:
         env.reset(seed=0)
