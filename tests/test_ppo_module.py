@@ -23,9 +23,13 @@ def build(**model_kwargs) -> tuple[PPOModule, CollectorDataModule]:
     return module, data
 
 
-def test_ppo_step_lowers_its_loss_on_a_fixed_batch(tmp_path):
+def test_ppo_step_starts_at_ratio_1_and_moves_the_policy_towards_positive_advantages(tmp_path):
+    """Checked without the loss's own arithmetic, so a sign error in it cannot cancel out:
+    the first minibatch has ratio 1 even for saturated actions (std e^1 saturates the tanh),
+    then actions with positive advantage gain log-probability, negative ones lose it, and
+    the critic moves towards its targets."""
     torch.manual_seed(0)
-    module, data = build(ppo=PPOSettings(lr=1e-3, epochs=4, minibatch_size=64))
+    module, data = build(init_log_std=1.0, ppo=PPOSettings(lr=1e-3, epochs=4, minibatch_size=64))
     fit(module, data, tmp_path)  # attaches a trainer and optimizers
     collector = Collector(make_env(ENV_ID, seed=1), module.actor, frames_per_batch=256, total_frames=256)
     batch = next(iter(collector))
@@ -33,16 +37,23 @@ def test_ppo_step_lowers_its_loss_on_a_fixed_batch(tmp_path):
         module.gae(batch)
     module._proximal_log_prob(batch)
     batch = batch.reshape(-1)
+    assert (batch["action"].abs() > 0.999).any()  # saturated actions are in the batch
+    with torch.no_grad():
+        first = module.ppo_loss(batch)
+    assert first["kl_approx"].abs() < 1e-6 and first["clip_fraction"] == 0
 
-    def loss():
+    def critic_error():
         with torch.no_grad():
-            out = module.ppo_loss(batch)
-        return (out["loss_objective"] + out["loss_critic"]).item()
+            return (module.critic(batch.select("observation"))["state_value"] - batch["value_target"]).pow(2).mean()
 
-    before = loss()
+    before_error = critic_error()
     actor_opt, critic_opt = module.optimizers()
     module._ppo_step(batch, actor_opt, critic_opt)
-    assert loss() < before
+    gain = module._current_log_prob(batch) - batch["proximal_log_prob"]
+    advantage = batch["advantage"].squeeze(-1)
+    assert (advantage * gain).mean() > 0
+    assert gain[advantage > 0].mean() > gain[advantage < 0].mean()
+    assert critic_error() < before_error
 
 
 class RewardRecorder(PPOModule):
@@ -88,7 +99,7 @@ def resume(ckpt: Path | None, config: str, tmp_path: Path, frames: int) -> subpr
          f"--data.total_frames={frames}", "--data.frames_per_batch=1024", "--model.ppo.minibatch_size=256",
          "--eval.episodes=1", "--data.val_episodes=1",
          f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
 
 
