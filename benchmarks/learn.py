@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +29,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+STOP = threading.Event()
+
+
+def stop_on_sigterm() -> None:
+    """On SIGTERM (``kill -TERM -- -PGID`` when a session ends) the trainings, which got it
+    too, save their last.ckpt and exit; let them, record their wall time, start no other run.
+    Python's default would end this process at once and lose the sitting's wall time."""
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
 
 
 def eval_curve(run_dir: Path) -> list[dict[str, float]]:
@@ -60,6 +70,8 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
     if result_file.exists():
         print(f"seed {seed}: already done ({result_file})", flush=True)
         return json.loads(result_file.read_text())
+    if STOP.is_set():
+        return None
     run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable, "train.py", "fit", "--config", str(config),
@@ -149,6 +161,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     args, overrides = parser.parse_known_args()
     overrides = [o for o in overrides if o != "--"]
+    stop_on_sigterm()
     config = yaml.safe_load(args.config.read_text())
     out = args.out.resolve()
     with ThreadPoolExecutor(args.jobs) as pool:

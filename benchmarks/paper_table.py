@@ -32,7 +32,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.learn import ROOT, run_seed  # noqa: E402
+from benchmarks.learn import ROOT, run_seed, stop_on_sigterm  # noqa: E402
 from gail_lightning.demonstrations import load_demonstrations  # noqa: E402
 
 GRID = Path(__file__).resolve().parent / "paper_grid.yaml"
@@ -216,6 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     grid = yaml.safe_load(args.grid.read_text())
     if not args.render_only:
+        stop_on_sigterm()
         todo = cells(grid, args.only, args.method, args.trajectories)
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda cell: run_cell(grid, RESULTS, *cell), todo))

@@ -1,7 +1,10 @@
 """benchmarks/learn.py's bookkeeping: a run stopped before its budget is not a result."""
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from benchmarks import learn
@@ -9,12 +12,14 @@ from benchmarks import learn
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_training(monkeypatch, reached: int) -> list[list[str]]:
-    """Replace the train.py process by one that writes evaluations up to ``reached`` frames."""
+def fake_training(monkeypatch, reached: int, during=lambda: None) -> list[list[str]]:
+    """Replace the train.py process by one that writes evaluations up to ``reached`` frames,
+    calling ``during()`` while it "trains"."""
     calls = []
 
     def run(cmd, **kwargs):
         calls.append(cmd)
+        during()
         root = Path(next(a.split("=", 1)[1] for a in cmd if a.startswith("--trainer.default_root_dir=")))
         (root / "checkpoints").mkdir(exist_ok=True)
         (root / "checkpoints" / "last.ckpt").write_text("")
@@ -44,3 +49,25 @@ def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
 
     calls = fake_training(monkeypatch, reached=4096)
     assert learn.run_seed(config, 0, tmp_path, budget) == result and calls == []  # done: skipped
+
+
+def test_sigterm_lets_the_training_save_keeps_its_wall_time_and_starts_no_other_run(monkeypatch, tmp_path):
+    """SIGTERM reaches the driver with its trainings (``kill -TERM -- -PGID``): without the
+    handler Python ends the driver (and this test) before it records the sitting's time."""
+    def sigterm_then_train():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+
+    config = ROOT / "configs" / "inverted_pendulum.yaml"
+    budget = ["--data.total_frames=4096"]
+    calls = fake_training(monkeypatch, reached=2048, during=sigterm_then_train)
+    default = signal.getsignal(signal.SIGTERM)
+    try:
+        learn.stop_on_sigterm()
+        assert learn.run_seed(config, 0, tmp_path, budget) is None  # stopped early: resumable
+        assert json.loads((tmp_path / "seed_0" / "wall.json").read_text())["wall_s"] >= 0.2
+        assert learn.run_seed(config, 1, tmp_path, budget) is None
+        assert len(calls) == 1 and not (tmp_path / "seed_1").exists()
+    finally:
+        signal.signal(signal.SIGTERM, default)
+        learn.STOP.clear()
