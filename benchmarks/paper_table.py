@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import statistics
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -77,14 +78,30 @@ def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: in
               flush=True)
 
 
-def load_results(grid: dict, results: Path) -> dict[tuple[str, str, int], list[dict]]:
-    """Every saved seed result, by (method, task, trajectories)."""
+def load_results(grid: dict, results: Path, refs: dict[str, dict]) -> dict[tuple[str, str, int], list[dict]]:
+    """Every saved seed result, by (method, task, trajectories); stops at one scored against
+    other expert and random returns than ``refs`` holds for its task (the shipped
+    demonstrations': an expert re-recorded since the run makes it stale)."""
     found: dict[tuple[str, str, int], list[dict]] = {}
     for method, task, n, seed in cells(grid):
         path = cell_dir(grid, results, method, task, n) / f"seed_{seed}" / "result.json"
         if path.is_file():
-            found.setdefault((method, task, n), []).append(json.loads(path.read_text()))
+            result = json.loads(path.read_text())
+            if task in refs and not scored_against(result, refs[task]):
+                raise SystemExit(f"error: {path.parent} was scored against other {task} demonstrations "
+                                 f"than demos/{task}.npz: move it out of {results} and run its cell again")
+            found.setdefault((method, task, n), []).append(result)
     return found
+
+
+def scored_against(result: dict, ref: dict) -> bool:
+    """Whether the run's normalized scores are its returns scaled by these expert and random
+    returns: the references are the demonstrations' own, so a re-recorded expert changes them."""
+    return all(
+        math.isclose(p["eval/normalized_score"], (p["eval/return"] - ref["random"]) / (ref["expert"] - ref["random"]),
+                     rel_tol=1e-6, abs_tol=1e-9)
+        for p in result["curve"]
+    )
 
 
 def mean_std(values: list[float]) -> str:
@@ -94,7 +111,7 @@ def mean_std(values: list[float]) -> str:
 
 def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
     """The markdown table: one row per task and trajectory count, one column per method."""
-    found = load_results(grid, results)
+    found = load_results(grid, results, references)
     methods = list(grid["methods"])
     header = "| task | trajectories | " + " | ".join(methods) + " |"
     lines = [
@@ -155,11 +172,11 @@ def flat_method(grid: dict, method: str) -> bool:
     return "/bc/" in grid["methods"][method]["config"] or method.startswith("control")
 
 
-def plot_curves(grid: dict, results: Path, out: Path) -> list[Path]:
+def plot_curves(grid: dict, results: Path, out: Path, refs: dict[str, dict]) -> list[Path]:
     """One PNG per (task, trajectories): each GAIL method's mean normalized score over seeds
     with its min-max band, BC and the controls as lines at their mean final score; one
     colour per method, the same in every plot."""
-    found = load_results(grid, results)
+    found = load_results(grid, results, refs)
     # tab20 without its greys (the expert line's colour), dark shades first
     palette = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]
     order = list(range(0, len(palette), 2)) + list(range(1, len(palette), 2))
@@ -220,9 +237,10 @@ def main() -> None:
         todo = cells(grid, args.only, args.method, args.trajectories)
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda cell: run_cell(grid, RESULTS, *cell), todo))
-    table = render(grid, RESULTS, references(grid))
+    refs = references(grid)
+    table = render(grid, RESULTS, refs)
     (RESULTS / "paper_table.md").write_text(table)
-    plot_curves(grid, RESULTS, RESULTS)
+    plot_curves(grid, RESULTS, RESULTS, refs)
     print(table)
 
 

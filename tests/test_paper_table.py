@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks import paper_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,13 +15,20 @@ GRID = {
 }
 
 
-def fake_result(results: Path, method: str, n: int, seed: int, score: float, ret: float, **extra) -> None:
+REFS = {"hopper": {"expert": 3264.3, "random": 18.4}}
+
+
+def fake_result(results: Path, method: str, n: int, seed: int, score: float, expert: float = 3264.3,
+                **extra) -> None:
+    """A seed's result whose evaluations were scored against ``expert`` (and REFS' random return)."""
     folder = paper_table.cell_dir(GRID, results, method, "hopper", n) / f"seed_{seed}"
     folder.mkdir(parents=True)
-    curve = [{"frames": 1000, "eval/return": ret / 2, "eval/normalized_score": score / 2},
-             {"frames": 2000, "eval/return": ret, "eval/normalized_score": score}]
+    random = REFS["hopper"]["random"]
+    curve = [{"frames": f, "eval/return": random + s * (expert - random), "eval/normalized_score": s}
+             for f, s in ((1000, score / 2), (2000, score))]
     (folder / "result.json").write_text(json.dumps({
-        "seed": seed, "final_normalized_score": score, "final_return": ret, "curve": curve, **extra,
+        "seed": seed, "final_normalized_score": score, "final_return": curve[-1]["eval/return"], "curve": curve,
+        **extra,
     }))
 
 
@@ -31,13 +40,13 @@ def test_grid_lists_every_cell():
 
 
 def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
-    fake_result(tmp_path, "GAIL-PPO", 4, 0, 0.9, 3000.0)
-    fake_result(tmp_path, "GAIL-PPO", 4, 1, 1.1, 3400.0)
-    fake_result(tmp_path, "BC", 4, 0, 0.3, 1000.0)
-    table = paper_table.render(GRID, tmp_path, {"hopper": {"expert": 3264.3, "random": 18.4}})
+    fake_result(tmp_path, "GAIL-PPO", 4, 0, 0.9)
+    fake_result(tmp_path, "GAIL-PPO", 4, 1, 1.1)
+    fake_result(tmp_path, "BC", 4, 0, 0.3)
+    table = paper_table.render(GRID, tmp_path, REFS)
     rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| hopper |")}
-    assert "1.00 ± 0.10 (3200; 2 seeds)" in rows["4"]
-    assert "0.30 ± 0.00 (1000; 1 seed)" in rows["4"]
+    assert "1.00 ± 0.10 (3264; 2 seeds)" in rows["4"]
+    assert "0.30 ± 0.00 (992; 1 seed)" in rows["4"]
     assert rows["1"].count("—") == 2
     assert "| hopper | 3264.3 | 18.4 |" in table
 
@@ -45,17 +54,17 @@ def test_table_renders_mean_std_returns_missing_cells_and_references(tmp_path):
 def test_a_cell_with_a_source_is_read_from_that_run_folder(tmp_path):
     grid = {**GRID, "sources": {"GAIL-PPO/hopper/4": "hopper_runs"}}
     assert paper_table.cell_dir(grid, tmp_path, "GAIL-PPO", "hopper", 4) == tmp_path / "hopper_runs"
-    fake_result(tmp_path, "BC", 4, 0, 0.3, 1000.0)  # an unmapped cell keeps its own folder
-    assert paper_table.load_results(grid, tmp_path).keys() == {("BC", "hopper", 4)}
+    fake_result(tmp_path, "BC", 4, 0, 0.3)  # an unmapped cell keeps its own folder
+    assert paper_table.load_results(grid, tmp_path, REFS).keys() == {("BC", "hopper", 4)}
     folder = tmp_path / "hopper_runs" / "seed_1"
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps({"seed": 1, "final_normalized_score": 0.8}))
-    assert paper_table.load_results(grid, tmp_path)[("GAIL-PPO", "hopper", 4)][0]["seed"] == 1
+    assert paper_table.load_results(grid, tmp_path, {})[("GAIL-PPO", "hopper", 4)][0]["seed"] == 1
 
 
 def test_curves_are_plotted_per_task_and_trajectory_count(tmp_path):
-    fake_result(tmp_path, "BC", 1, 0, 0.2, 600.0)
-    written = paper_table.plot_curves(GRID, tmp_path, tmp_path)
+    fake_result(tmp_path, "BC", 1, 0, 0.2)
+    written = paper_table.plot_curves(GRID, tmp_path, tmp_path, REFS)
     assert [p.name for p in written] == ["paper_hopper_traj1.png"]
     assert written[0].stat().st_size > 1000
 
@@ -89,7 +98,17 @@ def test_a_rows_overrides_apply_to_its_cells_only():
 
 def test_budget_table_lists_frames_and_minutes_per_method(tmp_path):
     for seed, wall in ((0, 600.0), (1, 1200.0)):
-        fake_result(tmp_path, "GAIL-PPO", 4, seed, 1.0, 3000.0, frames=1_000_000, wall_s=wall)
+        fake_result(tmp_path, "GAIL-PPO", 4, seed, 1.0, frames=1_000_000, wall_s=wall)
     table = paper_table.render(GRID, tmp_path, {})
     assert "| hopper | GAIL-PPO | 1,000,000 | 15 |" in table
     assert "| hopper | BC |" not in table
+
+
+def test_a_run_scored_against_an_expert_since_re_recorded_stops_the_table(tmp_path):
+    fake_result(tmp_path, "GAIL-PPO", 4, 0, 0.9)
+    fake_result(tmp_path, "GAIL-PPO", 4, 1, 1.1, expert=731.1)  # ran on the old demonstrations
+    with pytest.raises(SystemExit, match=r"GAIL-PPO/hopper/traj_4/seed_1 was scored against other hopper"):
+        paper_table.render(GRID, tmp_path, REFS)
+    stale = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / "seed_1"
+    stale.rename(tmp_path / "stale")  # as the message says: move it away, then the table renders
+    assert "0.90 ± 0.00 (2940; 1 seed)" in paper_table.render(GRID, tmp_path, REFS)
