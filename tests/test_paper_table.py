@@ -18,8 +18,8 @@ GRID = {
 REFS = {"hopper": {"expert": 3264.3, "random": 18.4}}
 
 
-def fake_result(results: Path, method: str, n: int, seed: int, score: float, expert: float = REFS["hopper"]["expert"],
-                **extra) -> None:
+def fake_result(results: Path, method: str, n: int, seed: int, score: float,
+                expert: float = REFS["hopper"]["expert"], **extra) -> None:
     """A seed's result whose evaluations were scored against ``expert`` (and REFS' random return)."""
     folder = paper_table.cell_dir(GRID, results, method, "hopper", n) / f"seed_{seed}"
     folder.mkdir(parents=True)
