@@ -110,13 +110,15 @@ class TwoMLPs(nn.Module):
 
 
 def lean_variant(
-    name: str, obs: int, act: int, hidden: tuple[int, ...], batch: int, data: TensorDict, folder: Path
+    name: str, obs: int, act: int, hidden: tuple[int, ...], batch: int, data: TensorDict, folder: Path,
+    device: torch.device,
 ) -> Callable[[], None]:
     module = SACModule(obs, [-1.0] * act, [1.0] * act, hidden_sizes=hidden, batch_size=batch,
                        buffer_size=BUFFER)
     if name == "lean_two_mlps":
         module.qvalue = TwoMLPs(obs, act, hidden)
         module.target_qvalue = copy.deepcopy(module.qvalue).requires_grad_(False)
+    module.to(device)  # the buffer stays in host memory, as in SACModule
     module.buffer = DiskReplayBuffer(folder / name, BUFFER, run=name)
     module.buffer.extend(data.clone())
     opts = module.configure_optimizers()
@@ -125,7 +127,7 @@ def lean_variant(
     losses_of = torch.compile(module.losses) if name == "lean_compiled" else module.losses
 
     def update() -> None:
-        losses = losses_of(module.buffer.sample(batch))
+        losses = losses_of(module.buffer.sample(batch).to(device))
         step_optimizers(losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"], opts)
         module.update_targets()
 
@@ -176,8 +178,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per variant and thread count")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--variants", nargs="+", default=VARIANTS[:-1], choices=VARIANTS)
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
+                        help="where the lean variants update (torchrl runs on the CPU only)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sac_update"))
     args = parser.parse_args()
+    if args.device.type != "cpu" and "torchrl" in args.variants:
+        parser.error("--variants torchrl runs on the CPU only; drop it or --device")
     info = machine()
     hidden = (256, 256)
     torch.manual_seed(0)
@@ -191,7 +197,7 @@ def main() -> None:
             for name in names:
                 sizes = (args.obs_dim, args.action_dim, hidden, args.batch_size, data)
                 updates[name] = (torchrl_variant(*sizes) if name == "torchrl"
-                                 else lean_variant(name, *sizes, Path(folder) / str(threads)))
+                                 else lean_variant(name, *sizes, Path(folder) / str(threads), args.device))
                 for _ in range(10):  # warm-up (and compilation)
                     updates[name]()
             rounds: dict[str, list[float]] = {name: [] for name in names}
@@ -200,6 +206,8 @@ def main() -> None:
                     start = time.perf_counter()
                     for _ in range(args.updates):
                         update()
+                    if args.device.type == "cuda":
+                        torch.cuda.synchronize()  # the round ends when its kernels have run
                     rounds[name].append((time.perf_counter() - start) / args.updates * 1e3)
             results[f"{threads}_threads"] = {
                 name: {"median_ms": statistics.median(ms), "min_ms": min(ms), "rounds_ms": ms}
@@ -215,6 +223,8 @@ def main() -> None:
     report = {
         "ms_per_update": results, "fastest": {"threads": fastest[0], "variant": fastest[1]},
         "disk_buffer_ms": buffer,
+        "device": str(args.device) + (f" ({torch.cuda.get_device_name(args.device)})"
+                                      if args.device.type == "cuda" else ""),
         "sizes": {"obs_dim": args.obs_dim, "action_dim": args.action_dim, "hidden": hidden,
                   "batch_size": args.batch_size, "buffer": BUFFER},
         "updates_per_round": args.updates, "repeats": args.repeats,
