@@ -31,6 +31,9 @@ from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.networks import RunningNorm, SquashedGaussian, make_actor, make_qvalue
 from gail_lightning.online_module import OnlineModule
 
+# One kernel per Adam step instead of one per parameter (see benchmarks/sac_update.py).
+FUSED_ADAM = {"fused": True, "foreach": None}
+
 # What a transition keeps in the replay buffer (the collector batch holds more).
 TRANSITION_KEYS = (
     "observation", "action", ("next", "observation"), ("next", "reward"),
@@ -251,7 +254,9 @@ class SACModule(OnlineModule):
         """Restores the replay buffer (in ``fit``), and reads checkpoints written before this
         module left TorchRL's ``SACLoss`` (2026-12): its Q parameters were
         ``loss.[target_]qvalue_network_params.module.*``, and it also held copies of the
-        actor's parameters, of gamma and of the target entropy, which this module derives."""
+        actor's parameters, of gamma and of the target entropy, which this module derives.
+        Their Adam states also carry that module's unfused Adam (one kernel per parameter),
+        which a resumed optimizer would keep: this module's own implementation replaces it."""
         state = checkpoint["state_dict"]
         for old in [k for k in state if k.startswith("loss.")]:
             value = state.pop(old)
@@ -260,6 +265,9 @@ class SACModule(OnlineModule):
                                 ("loss.log_alpha", "log_alpha")):
                 if old.startswith(prefix):
                     state[new + old[len(prefix):]] = value
+        for saved in checkpoint.get("optimizer_states", []):
+            for group in saved["param_groups"]:
+                group.update(FUSED_ADAM)
         if self.buffer is not None and "replay_buffer" in checkpoint:
             self.buffer.restore(checkpoint["replay_buffer"])
         elif self.buffer is not None:
@@ -267,10 +275,9 @@ class SACModule(OnlineModule):
                            "and refills for --model.learning_starts frames before the updates resume.")
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        # fused: one kernel per step instead of one per parameter (see benchmarks/sac_update.py)
-        actor = torch.optim.Adam(self.actor.parameters(), lr=self.hparams.lr, fused=True)
-        qvalue = torch.optim.Adam(self.qvalue.parameters(), lr=self.hparams.lr, fused=True)
-        alpha = torch.optim.Adam([self.log_alpha], lr=self.hparams.alpha_lr, fused=True)
+        actor = torch.optim.Adam(self.actor.parameters(), lr=self.hparams.lr, **FUSED_ADAM)
+        qvalue = torch.optim.Adam(self.qvalue.parameters(), lr=self.hparams.lr, **FUSED_ADAM)
+        alpha = torch.optim.Adam([self.log_alpha], lr=self.hparams.alpha_lr, **FUSED_ADAM)
         return [actor, qvalue, alpha]
 
     def training_step(self, dataloader_iter: Iterator) -> None:

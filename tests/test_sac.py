@@ -181,6 +181,7 @@ def test_checkpoints_of_the_torchrl_module_load_and_resume_their_optimizers():
     opts = module.configure_optimizers()
     for opt, saved in zip(opts, checkpoint["optimizer_states"], strict=True):
         opt.load_state_dict(saved)  # as a resumed fit does
+        assert all(group["fused"] for group in opt.param_groups), "resumed with the old unfused Adam"
     losses = module.losses(random_batch(8, 17, 6))
     (losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"]).backward()
     for opt in opts:  # Adam's moments fit the parameters they now belong to
