@@ -20,6 +20,7 @@ from gail_lightning.discriminator import (
     learned_reward,
 )
 from gail_lightning.errors import UserInputError, require_positive_model_args
+from gail_lightning.online_module import FUSED_ADAM
 from gail_lightning.ppo_module import PPOModule
 from gail_lightning.settings import (
     DiscriminatorSettings,
@@ -77,7 +78,7 @@ class GAILModule(PPOModule):
         self.expert_absorbing_rate = 0.0  # the absorbing pairs' share of the expert's pairs
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        disc = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc.lr, fused=True)
+        disc = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc.lr, **FUSED_ADAM)
         return [*super().configure_optimizers(), disc]
 
     def setup(self, stage: str) -> None:

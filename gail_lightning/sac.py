@@ -29,10 +29,7 @@ from torchrl.modules import ValueOperator
 
 from gail_lightning.errors import UserInputError, require_positive_model_args
 from gail_lightning.networks import RunningNorm, SquashedGaussian, make_actor, make_qvalue
-from gail_lightning.online_module import OnlineModule
-
-# One kernel per Adam step instead of one per parameter (see benchmarks/sac_update.py).
-FUSED_ADAM = {"fused": True, "foreach": None}
+from gail_lightning.online_module import FUSED_ADAM, OnlineModule, fuse_saved_adam
 
 # What a transition keeps in the replay buffer (the collector batch holds more).
 TRANSITION_KEYS = (
@@ -255,8 +252,7 @@ class SACModule(OnlineModule):
         module left TorchRL's ``SACLoss`` (2026-12): its Q parameters were
         ``loss.[target_]qvalue_network_params.module.*``, and it also held copies of the
         actor's parameters, of gamma and of the target entropy, which this module derives.
-        Their Adam states also carry that module's unfused Adam (one kernel per parameter),
-        which a resumed optimizer would keep: this module's own implementation replaces it."""
+        Adam states saved unfused resume fused (``fuse_saved_adam``)."""
         state = checkpoint["state_dict"]
         for old in [k for k in state if k.startswith("loss.")]:
             value = state.pop(old)
@@ -265,9 +261,7 @@ class SACModule(OnlineModule):
                                 ("loss.log_alpha", "log_alpha")):
                 if old.startswith(prefix):
                     state[new + old[len(prefix):]] = value
-        for saved in checkpoint.get("optimizer_states", []):
-            for group in saved["param_groups"]:
-                group.update(FUSED_ADAM)
+        fuse_saved_adam(checkpoint)
         if self.buffer is not None and "replay_buffer" in checkpoint:
             self.buffer.restore(checkpoint["replay_buffer"])
         elif self.buffer is not None:

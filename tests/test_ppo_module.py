@@ -105,7 +105,8 @@ def resume(ckpt: Path | None, config: str, tmp_path: Path, frames: int) -> subpr
 
 def test_an_expert_run_from_before_ppo_module_resumes_with_its_new_config(tmp_path):
     """A PPO expert run written as a GAILModule with ``reward: env`` (flat settings, an unused
-    discriminator and its optimizer's state) resumes as a PPOModule, leaving those behind."""
+    discriminator and its optimizer's state, unfused Adam) resumes as a PPOModule, leaving
+    those behind, with fused Adam."""
     config = "configs/experts/inverted_pendulum.yaml"
     assert resume(None, config, tmp_path / "new", 2048).returncode == 0
     checkpoint = torch.load(tmp_path / "new" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -119,6 +120,9 @@ def test_an_expert_run_from_before_ppo_module_resumes_with_its_new_config(tmp_pa
     checkpoint["state_dict"] |= {"discriminator.net.0.weight": disc.weight.detach(),
                                  "discriminator.net.0.bias": disc.bias.detach()}
     checkpoint["optimizer_states"].append(torch.optim.Adam(disc.parameters()).state_dict())
+    for saved in checkpoint["optimizer_states"]:  # as saved before fused Adam (2026-12-03)
+        for group in saved["param_groups"]:
+            group["fused"] = None
     torch.save(checkpoint, tmp_path / "old.ckpt")
     proc = resume(tmp_path / "old.ckpt", config, tmp_path / "resumed", 4096)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -127,6 +131,7 @@ def test_an_expert_run_from_before_ppo_module_resumes_with_its_new_config(tmp_pa
     assert resumed["hyper_parameters"]["_class_path"] == "gail_lightning.PPOModule"
     assert resumed["hyper_parameters"]["ppo"] == hparams["ppo"]
     assert not any(k.startswith("discriminator.") for k in resumed["state_dict"])
+    assert all(group["fused"] for saved in resumed["optimizer_states"] for group in saved["param_groups"])
 
 
 def test_an_expert_whose_optimizers_predate_today_s_is_refused_in_one_line(tmp_path):
