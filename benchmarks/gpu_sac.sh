@@ -14,12 +14,16 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi -L | tee "$out/gpu.txt"
 for batch in 256 1024; do
   python3 benchmarks/sac_update.py --device cuda --threads 1 --variants lean lean_two_mlps \
-    --obs-dim 45 --action-dim 17 --batch-size "$batch" --repeats 5 --name "h200-humanoid-b$batch" --out "$out"
+    --obs-dim 45 --action-dim 17 --batch-size "$batch" --repeats 5 --no-buffer-costs \
+    --name "h200-humanoid-b$batch" --out "$out"
 done
-# 4,096 frames fill the buffer, then 8,192 frames of one update each; no evaluation.
+# Batches of 256 frames; updates start with the batch that brings the buffer to 4,096, so the
+# last 33 batches take 8,448 updates. The run evaluates once, after its last batch (3 episodes).
+rm -rf /tmp/sac_loop
 start=$SECONDS
 python3 train.py fit --config configs/experts/humanoid.yaml --trainer.accelerator=gpu \
   --data.total_frames=12288 --model.learning_starts=4096 --eval.eval_every_frames=1000000 \
   --trainer.default_root_dir=/tmp/sac_loop --trainer.logger=false --trainer.enable_progress_bar=false \
   >"$out/sac_loop.log" 2>&1 || { tail -n 30 "$out/sac_loop.log"; exit 1; }
-echo "sac loop: 12288 frames (8192 updates) in $((SECONDS - start)) s, start-up included" | tee "$out/sac_loop.txt"
+echo "sac loop: 12288 frames (8448 updates, one 3-episode evaluation) in $((SECONDS - start)) s, start-up included" \
+  | tee "$out/h200-humanoid-loop.txt"

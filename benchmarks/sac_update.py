@@ -1,6 +1,7 @@
 """Milliseconds per SAC update (minibatch draw, losses, backward, the three Adam steps, target
 soft update): TorchRL's ``SACLoss`` as ``SACModule`` used it until 2026-12, against plain-torch
-variants of the same maths, at 1 and 2 torch threads.
+variants of the same maths, at 1 and 2 torch threads, on the CPU or (``--device cuda``, the
+lean variants) a GPU.
 
     python benchmarks/sac_update.py --name my_machine
 
@@ -57,13 +58,17 @@ def transitions(obs: int, act: int, n: int) -> TensorDict:
 
 
 def step_optimizers(loss: torch.Tensor, opts: list[torch.optim.Optimizer]) -> None:
-    """What ``OnlineModule.update`` does around the backward, less Lightning's wrappers."""
+    """What ``OnlineModule.update`` does around the backward, less Lightning's wrappers: its
+    finiteness checks read the loss and each gradient norm (on a GPU, each waits for it)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError("non-finite SAC loss")
     for opt in opts:
         opt.zero_grad()
     loss.backward()
     for opt in opts:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        torch.nn.utils.get_total_norm([p.grad for p in params]).isfinite()
+        if not torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params])):
+            raise FloatingPointError("non-finite SAC gradient")
         opt.step()
 
 
@@ -177,13 +182,20 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=50, help="updates per timed round")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per variant and thread count")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--variants", nargs="+", default=VARIANTS[:-1], choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS,
+                        help="default: all but lean_compiled (on a GPU, the lean ones)")
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
-                        help="where the lean variants update (torchrl runs on the CPU only)")
+                        choices=[torch.device("cpu"), torch.device("cuda")],
+                        help="where the lean variants update (the torchrl one runs on the CPU only)")
+    parser.add_argument("--buffer-costs", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the disk buffer's save and adds (CPU, ~10 s)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sac_update"))
     args = parser.parse_args()
-    if args.device.type != "cpu" and "torchrl" in args.variants:
-        parser.error("--variants torchrl runs on the CPU only; drop it or --device")
+    on_gpu = args.device.type == "cuda"
+    if args.variants is None:
+        args.variants = [v for v in VARIANTS[:-1] if not (on_gpu and v == "torchrl")]
+    if on_gpu and "torchrl" in args.variants:
+        parser.error("the torchrl variant runs on the CPU only: leave it out of --variants with --device cuda")
     info = machine()
     hidden = (256, 256)
     torch.manual_seed(0)
@@ -200,13 +212,15 @@ def main() -> None:
                                  else lean_variant(name, *sizes, Path(folder) / str(threads), args.device))
                 for _ in range(10):  # warm-up (and compilation)
                     updates[name]()
+                if on_gpu:
+                    torch.cuda.synchronize()
             rounds: dict[str, list[float]] = {name: [] for name in names}
             for _ in range(args.repeats):
                 for name, update in updates.items():
                     start = time.perf_counter()
                     for _ in range(args.updates):
                         update()
-                    if args.device.type == "cuda":
+                    if on_gpu:
                         torch.cuda.synchronize()  # the round ends when its kernels have run
                     rounds[name].append((time.perf_counter() - start) / args.updates * 1e3)
             results[f"{threads}_threads"] = {
@@ -216,15 +230,16 @@ def main() -> None:
             for name, ms in rounds.items():
                 print(f"{threads} thread(s)  {name:18s} median {statistics.median(ms):6.2f} ms  "
                       f"fastest {min(ms):6.2f} ms per update")
-        buffer = buffer_costs(Path(folder) / "buffer", args.repeats)
-    print("disk buffer (Humanoid sizes): " + ", ".join(f"{k} {v:.2f}" for k, v in buffer.items()))
+        buffer = buffer_costs(Path(folder) / "buffer", args.repeats) if args.buffer_costs else {}
+    if buffer:
+        print("disk buffer (Humanoid sizes): " + ", ".join(f"{k} {v:.2f}" for k, v in buffer.items()))
     fastest = min(((t, n) for t, r in results.items() for n in r),
                   key=lambda tn: results[tn[0]][tn[1]]["median_ms"])
     report = {
         "ms_per_update": results, "fastest": {"threads": fastest[0], "variant": fastest[1]},
         "disk_buffer_ms": buffer,
         "device": str(args.device) + (f" ({torch.cuda.get_device_name(args.device)})"
-                                      if args.device.type == "cuda" else ""),
+                                      if on_gpu else ""),
         "sizes": {"obs_dim": args.obs_dim, "action_dim": args.action_dim, "hidden": hidden,
                   "batch_size": args.batch_size, "buffer": BUFFER},
         "updates_per_round": args.updates, "repeats": args.repeats,
