@@ -184,13 +184,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS,
                         help="default: all but lean_compiled (on a GPU, the lean ones)")
-    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
-                        choices=[torch.device("cpu"), torch.device("cuda")],
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where the lean variants update (the torchrl one runs on the CPU only)")
     parser.add_argument("--buffer-costs", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the disk buffer's save and adds (CPU, ~10 s)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/sac_update"))
     args = parser.parse_args()
+    args.device = torch.device(args.device)
     on_gpu = args.device.type == "cuda"
     if args.variants is None:
         args.variants = [v for v in VARIANTS[:-1] if not (on_gpu and v == "torchrl")]
