@@ -2,7 +2,8 @@
 
 PPO reaches the Hopper expert in well under a million frames on two cores, but not the
 HalfCheetah, Ant or Humanoid targets; SAC's replay of every transition many times does.
-Used only to train experts whose demonstrations GAIL then imitates.
+It trains the experts whose demonstrations GAIL imitates, and is the generator of
+``DACModule`` (GAIL on the replay buffer).
 
 The update is TorchRL's ``SACLoss`` (v2: twin Q, no value network, learned temperature)
 written over the networks in plain torch, as ``ppo.PPOLoss`` is: a 256-transition
@@ -287,14 +288,19 @@ class SACModule(OnlineModule):
 
     def _sac_steps(self, updates: int) -> dict[str, torch.Tensor]:
         """``updates`` SAC gradient steps on replayed minibatches; returns mean losses."""
-        history = []
+        history, optimizers = [], self.optimizers()[:3]  # actor, Q networks, temperature
         for _ in range(updates):
-            losses = self.losses(self.buffer.sample(self.hparams.batch_size).to(self.device))
+            losses = self.losses(self.replayed())
             loss = losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"]
-            self.update(loss, "SAC loss", *self.optimizers())
+            self.update(loss, "SAC loss", *optimizers)
             self.update_targets()
             history.append(torch.stack([losses[k].detach() for k in LOGGED]))
         return {f"sac/{k}": v for k, v in zip(LOGGED, torch.stack(history).mean(0))}
+
+    def replayed(self) -> TensorDictBase:
+        """A minibatch of ``batch_size`` replayed transitions on this module's device, with
+        the reward SAC learns from (here the env's, as stored; D's in ``DACModule``)."""
+        return self.buffer.sample(self.hparams.batch_size).to(self.device)
 
     def losses(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """``SACLoss``'s terms on a minibatch (its order of random draws too): squared TD

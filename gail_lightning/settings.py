@@ -55,12 +55,14 @@ class DiscriminatorSettings:
             initialization: the survival-only control of a result.
         batch_size: expert pairs (and as many policy pairs) per update.
         grad_penalty: weight of the gradient penalty on D's inputs (0 turns it off).
+        hidden_sizes: D's hidden layer widths (tanh); None: the policy's.
     """
 
     lr: float = 3e-4
     steps: int = 5
     batch_size: int = 256
     grad_penalty: float = 0.0
+    hidden_sizes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

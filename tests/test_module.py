@@ -245,7 +245,7 @@ def test_discriminator_step_learns_who_is_expert_and_that_the_expert_never_ends_
                          "next": {"terminated": (torch.arange(512) % 5 == 4).unsqueeze(-1)}}, [512])
     before = module.discriminator.absorbing_logit().item()
     for _ in range(30):
-        metrics = module._discriminator_step(policy, module.optimizers()[2])
+        metrics = module.discriminator_step(policy)
     with torch.no_grad():
         expert_logits = module.discriminator(module.expert["observation"], module.expert["action"])
         policy_logits = module.discriminator(policy["observation"], policy["action"])
