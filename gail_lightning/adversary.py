@@ -59,12 +59,13 @@ class Adversary:
         if datamodule is None or datamodule.expert is None:
             raise UserInputError(
                 f"--model.reward {self.hparams.reward} learns from demonstrations: pass --data.demos "
-                "<file>, or train an expert on the env reward with --model gail_lightning.PPOModule."
+                "<file>, or train an expert on the env reward with a config in configs/experts/."
             )
         self.expert = datamodule.expert
         self.expert_absorbing_rate = datamodule.demonstrations.absorbing_rate
 
     def on_fit_start(self) -> None:
+        super().on_fit_start()
         steps = self.bc.steps
         if steps > 0 and self.frames == 0:  # not again when a run resumes
             expert = self.expert.to(self.device)

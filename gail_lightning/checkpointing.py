@@ -119,7 +119,7 @@ def check_resumable(path: Path, checkpoint: dict, model_class: str, env_id: str,
             raise UserInputError(
                 f"{path} has {key} of shape {tuple(value.shape)}, this run's is {tuple(state_dict[key].shape)}: "
                 "its observation or action size or its network settings (--model.hidden_sizes, "
-                "--model.absorbing, --model.reward) differ; resume with the settings it was trained with."
+                "--model.disc.hidden_sizes, --model.absorbing, --model.reward) differ; resume with the settings it was trained with."
             )
     if optimizers is not None and "optimizer_states" in checkpoint:
         ours = [[len(group["params"]) for group in opt.param_groups] for opt in optimizers]

@@ -6,13 +6,12 @@ SAC, replaying each transition many times, took the expert itself past 4,000 in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tensordict import TensorDictBase
 
 from gail_lightning.adversary import Adversary
-from gail_lightning.discriminator import RewardKind
 from gail_lightning.errors import UserInputError
 from gail_lightning.sac import SACModule
 from gail_lightning.settings import DiscriminatorSettings, WarmStartSettings
@@ -24,9 +23,10 @@ class DACModule(Adversary, SACModule):
 
     Each training step adds a collector batch to the replay buffer; once
     ``learning_starts`` frames are in, D takes ``disc.steps`` Adam steps on expert
-    minibatches against minibatches of the buffer (the policy's recent pairs, as in DAC),
-    then SAC takes its updates, each on a replayed minibatch whose reward is what D pays
-    now (``relabel_rewards``) times ``reward_scale``. The observation normalizer that actor
+    minibatches against pairs drawn uniformly from the whole buffer (as in DAC; D's
+    gradient is not clipped, SAC has no ``max_grad_norm``), then SAC takes its updates,
+    each on a replayed minibatch whose reward is what D pays now (``relabel_rewards``)
+    times ``reward_scale``. The observation normalizer that actor
     and D read is fitted to the expert's observations once, before the first batch, and
     then stays fixed, so replayed observations keep their meaning.
 
@@ -36,7 +36,8 @@ class DACModule(Adversary, SACModule):
             ``GAILModule`` (AIRL's needs the on-policy generator's log-probs).
         absorbing: as in ``GAILModule``: the TD target of a terminated transition is
             r + γ·r_abs/(1−γ), the discounted reward of the absorbing state ever after.
-        disc: the discriminator's updates, ``steps`` per collector batch.
+        disc: the discriminator's updates, ``steps`` per collector batch (so the ratio of D's
+            steps to SAC's depends on ``data.frames_per_batch`` and ``updates_per_frame``).
         generator: the ``SACModule`` settings.
     """
 
@@ -45,9 +46,9 @@ class DACModule(Adversary, SACModule):
         obs_dim: int,
         action_low: Sequence[float],
         action_high: Sequence[float],
-        reward: RewardKind = "logit",
-        absorbing: bool = True,
-        disc: DiscriminatorSettings = DiscriminatorSettings(),
+        reward: Literal["survival", "logit"] = "survival",
+        absorbing: bool = False,
+        disc: DiscriminatorSettings = DiscriminatorSettings(steps=64, grad_penalty=10.0, hidden_sizes=(100, 100)),
         **generator: Any,
     ) -> None:
         if reward not in ("survival", "logit"):
@@ -64,10 +65,9 @@ class DACModule(Adversary, SACModule):
 
     def _sac_steps(self, updates: int) -> dict[str, torch.Tensor]:
         """D's steps against replayed pairs, then SAC's ``updates`` on D's reward."""
-        metrics = {}
-        if self.disc.steps > 0:
-            replayed = self.buffer.sample(self.disc.steps * self.disc.batch_size).to(self.device)
-            metrics = self.discriminator_step(replayed)
+        replayed = self.buffer.sample(max(1, self.disc.steps) * self.disc.batch_size).to(self.device)
+        metrics = self.discriminator_step(replayed)
+        metrics |= self.relabel_rewards(replayed)  # what D pays now, for the logs
         return metrics | super()._sac_steps(updates)
 
     def replayed(self) -> TensorDictBase:

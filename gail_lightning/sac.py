@@ -195,7 +195,7 @@ class SACModule(OnlineModule):
         buffer_size: replay buffer capacity in transitions (on disk, twice over, once full).
         learning_starts: frames collected before the first update.
         updates_per_frame: gradient steps per collected frame.
-        reward_scale: factor on the env reward.
+        reward_scale: factor on the reward SAC learns from (the env's; D's in ``DACModule``).
     """
 
     def __init__(

@@ -48,21 +48,35 @@ def test_replayed_minibatches_carry_ds_reward_and_the_absorbing_value_at_termina
     torch.testing.assert_close(batch["next", "reward"], expected)
 
 
-def test_dac_steps_d_against_the_buffer_then_sac(tmp_path, demo_file):
-    """Batches 2-4 find >= 256 frames in the buffer: 3 D steps and 32 SAC updates each. The
-    actor and D read observations normalized by the expert's statistics."""
+def test_dac_steps_d_against_the_buffer_then_sac_on_ds_reward(tmp_path, demo_file):
+    """Batches 2-4 find >= 256 frames in the buffer: 3 D steps against pairs drawn from the
+    buffer, then 32 SAC updates on D's reward, each batch. The actor and D read observations
+    normalized by the expert's statistics; the checkpoint loads without unpickling code."""
     module, data = dac_run(demo_file)
+    assert module.discriminator.net[0].out_features == 16  # disc.hidden_sizes, not the policy's 32
+    d_inputs, sac_rewards = [], []
+    step_d, losses = module.discriminator_step, module.losses
+    module.discriminator_step = lambda flat: d_inputs.append(flat.clone()) or step_d(flat)
+    module.losses = lambda batch: sac_rewards.append(batch["next", "reward"].clone()) or losses(batch)
     before = copy.deepcopy(module.state_dict())
-    fit(module, data, tmp_path)
+    trainer = fit(module, data, tmp_path)
     after = module.state_dict()
     for prefix in ("actor.", "qvalue.", "discriminator.", "log_alpha"):
         assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith(prefix)), prefix
     *sac, disc = module.trainer.optimizers
     assert {int(s["step"]) for opt in sac for s in opt.state.values()} == {96}
     assert {int(s["step"]) for s in disc.state.values()} == {9}
+    # D's negatives are the buffer's pairs; SAC never sees the env's reward (1 per step here).
+    stored = module.buffer.buffer.storage[torch.arange(len(module.buffer))]["observation"]
+    assert len(d_inputs) == 3 and all(len(flat) == 3 * 32 for flat in d_inputs)
+    assert all((flat["observation"][:, None] == stored[None]).all(-1).any(-1).all() for flat in d_inputs)
+    assert len(sac_rewards) == 96 and not any((reward == 1.0).any() for reward in sac_rewards)
     expert = data.expert["observation"].double()
     assert module.obs_norm.count == len(expert)
     torch.testing.assert_close(module.obs_norm.mean, expert.mean(0))
+    trainer.save_checkpoint(tmp_path / "dac.ckpt")
+    saved = torch.load(tmp_path / "dac.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["disc"]["hidden_sizes"] == (16, 16)
 
 
 def test_the_control_never_moves_d(tmp_path, demo_file):
