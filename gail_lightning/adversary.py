@@ -20,6 +20,7 @@ from gail_lightning.discriminator import (
     learned_reward,
 )
 from gail_lightning.errors import UserInputError, require_positive_model_args
+from gail_lightning.networks import RunningNorm
 from gail_lightning.online_module import FUSED_ADAM
 from gail_lightning.settings import DiscriminatorSettings, WarmStartSettings, plain, settings
 
@@ -27,7 +28,7 @@ from gail_lightning.settings import DiscriminatorSettings, WarmStartSettings, pl
 class Adversary:
     """Mixin for an ``OnlineModule`` generator (listed first among the bases). The subclass
     calls ``build_adversary`` in ``__init__`` after the generator's; D's optimizer comes last
-    in ``optimizers()``. Reads the generator's ``obs_norm``, ``actor``, ``update`` and
+    in ``optimizers()``. Reads the generator's ``actor``, ``update`` and
     ``hparams`` (``reward``, ``absorbing``, ``gamma``)."""
 
     discriminator: Discriminator
@@ -35,16 +36,16 @@ class Adversary:
     bc: WarmStartSettings
 
     def build_adversary(
-        self, obs_dim: int, action_dim: int, reward: RewardKind, absorbing: bool,
+        self, obs_norm: RunningNorm, obs_dim: int, action_dim: int, reward: RewardKind, absorbing: bool,
         disc: DiscriminatorSettings | dict, bc: WarmStartSettings | dict,
     ) -> None:
-        """D (tanh, ``disc.hidden_sizes`` or the policy's) on the generator's observation normalizer."""
+        """D (tanh, ``disc.hidden_sizes`` or the policy's) reading observations through ``obs_norm``."""
         self.disc, self.bc = settings(DiscriminatorSettings, disc), settings(WarmStartSettings, bc)
         require_positive_model_args(**{"disc.lr": self.disc.lr, "bc.lr": self.bc.lr})
         if self.disc.steps < 0:
             raise UserInputError(f"--model.disc.steps must be >= 0 (0 = D never updated), got {self.disc.steps}.")
         hidden_sizes = self.disc.hidden_sizes or self.hparams.hidden_sizes
-        self.discriminator = Discriminator(self.obs_norm, obs_dim, action_dim, hidden_sizes, absorbing,
+        self.discriminator = Discriminator(obs_norm, obs_dim, action_dim, hidden_sizes, absorbing,
                                            shaping_gamma=self.hparams.gamma if reward == "airl" else None)
         self.expert: TensorDict | None = None
         self.expert_absorbing_rate = 0.0  # the absorbing pairs' share of the expert's pairs

@@ -13,6 +13,7 @@ from tensordict import TensorDictBase
 
 from gail_lightning.adversary import Adversary
 from gail_lightning.errors import UserInputError
+from gail_lightning.networks import RunningNorm
 from gail_lightning.sac import SACModule
 from gail_lightning.settings import DiscriminatorSettings, WarmStartSettings
 
@@ -26,9 +27,12 @@ class DACModule(Adversary, SACModule):
     minibatches against pairs drawn uniformly from the whole buffer (as in DAC; D's
     gradient is not clipped, SAC has no ``max_grad_norm``), then SAC takes its updates,
     each on a replayed minibatch whose reward is what D pays now (``relabel_rewards``)
-    times ``reward_scale``. The observation normalizer that actor
-    and D read is fitted to the expert's observations once, before the first batch, and
-    then stays fixed, so replayed observations keep their meaning.
+    times ``reward_scale``. The actor's observation normalizer is fitted to the expert's
+    observations once, before the first batch, and then stays fixed, so replayed
+    observations keep their meaning. D has its own, following the buffer's observations
+    (the pairs it is shown), as GAIL's follows the policy's batches: fitted to the expert's
+    alone it left a beginner's Humanoid states so far out that D told every pair apart and
+    paid ≈0.004 for all of them.
 
     Args:
         obs_dim, action_low, action_high: as in ``SACModule``.
@@ -56,7 +60,8 @@ class DACModule(Adversary, SACModule):
                 f"--model.reward {reward!r}: DACModule learns survival or logit; AIRL's reward needs "
                 "the on-policy generator (the default model, GAILModule).")
         super().__init__(obs_dim, action_low, action_high, **generator)
-        self.build_adversary(obs_dim, len(action_low), reward, absorbing, disc, WarmStartSettings())
+        self.disc_norm = RunningNorm(obs_dim)
+        self.build_adversary(self.disc_norm, obs_dim, len(action_low), reward, absorbing, disc, WarmStartSettings())
 
     def on_fit_start(self) -> None:
         if self.obs_norm.count == 0:  # once: a resumed run keeps the statistics it trained with
@@ -66,6 +71,7 @@ class DACModule(Adversary, SACModule):
     def _sac_steps(self, updates: int) -> dict[str, torch.Tensor]:
         """D's steps against replayed pairs, then SAC's ``updates`` on D's reward."""
         replayed = self.buffer.sample(max(1, self.disc.steps) * self.disc.batch_size).to(self.device)
+        self.disc_norm.update(replayed["observation"])
         metrics = self.discriminator_step(replayed)
         metrics |= self.relabel_rewards(replayed)  # what D pays now, for the logs
         return metrics | super()._sac_steps(updates)

@@ -53,7 +53,7 @@ class GAILModule(Adversary, PPOModule):
                 f"--model.reward {reward!r}: GAIL learns one of {', '.join(get_args(RewardKind))}; to train "
                 "on the env reward use --model gail_lightning.PPOModule.")
         super().__init__(obs_dim, action_low, action_high, **generator)
-        self.build_adversary(obs_dim, len(action_low), reward, absorbing, disc, bc)
+        self.build_adversary(self.obs_norm, obs_dim, len(action_low), reward, absorbing, disc, bc)
 
     def reward_step(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         return self.discriminator_step(batch.reshape(-1))

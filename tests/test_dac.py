@@ -50,8 +50,9 @@ def test_replayed_minibatches_carry_ds_reward_and_the_absorbing_value_at_termina
 
 def test_dac_steps_d_against_the_buffer_then_sac_on_ds_reward(tmp_path, demo_file):
     """Batches 2-4 find >= 256 frames in the buffer: 3 D steps against pairs drawn from the
-    buffer, then 32 SAC updates on D's reward, each batch. The actor and D read observations
-    normalized by the expert's statistics; the checkpoint loads without unpickling code."""
+    buffer, then 32 SAC updates on D's reward, each batch. The actor reads observations
+    normalized by the expert's statistics, D by the buffer's; the checkpoint loads without
+    unpickling code."""
     module, data = dac_run(demo_file)
     assert module.discriminator.net[0].out_features == 16  # disc.hidden_sizes, not the policy's 32
     d_inputs, sac_rewards = [], []
@@ -74,6 +75,10 @@ def test_dac_steps_d_against_the_buffer_then_sac_on_ds_reward(tmp_path, demo_fil
     expert = data.expert["observation"].double()
     assert module.obs_norm.count == len(expert)
     torch.testing.assert_close(module.obs_norm.mean, expert.mean(0))
+    # D's normalizer follows the pairs it is shown: the buffer's, 3 × 96 of them.
+    assert module.discriminator.obs_norm is module.disc_norm and module.disc_norm.count == 3 * 96
+    shown = torch.cat([flat["observation"] for flat in d_inputs]).double()
+    torch.testing.assert_close(module.disc_norm.mean, shown.mean(0))
     trainer.save_checkpoint(tmp_path / "dac.ckpt")
     saved = torch.load(tmp_path / "dac.ckpt", weights_only=True)
     assert saved["hyper_parameters"]["disc"]["hidden_sizes"] == (16, 16)
