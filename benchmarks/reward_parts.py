@@ -1,0 +1,85 @@
+"""Where a policy's return comes from: the env's reward split into its parts.
+
+    python -m benchmarks.reward_parts experts/humanoid.ckpt RUN/checkpoints/last.ckpt --episodes 5
+    python -m benchmarks.reward_parts experts/hopper.ckpt --out parts.json
+
+On Humanoid-v5 a policy that only stays upright for 1,000 steps earns 5,000 of the expert's
+~5,300 from ``reward_survive`` alone, so a normalized score near 1 can mean standing, not
+walking. This runs deterministic episodes of each checkpoint and sums, per episode, every
+``reward_*`` part the env reports in its step info (survival, forward progress, control and
+contact costs), with the episode length and the distance walked along x, so a score can be
+read beside what earned it. The parts add up to the env's return (checked per episode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+from tensordict import TensorDict
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from gail_lightning.demos import load_policy
+
+
+@torch.no_grad()
+def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]]:
+    """Per episode of ``ckpt``'s deterministic policy (episode ``i`` reset with ``seed + i``):
+    the return, each ``reward_*`` part summed, the steps and the x distance covered."""
+    module, env_id, env_kwargs = load_policy(ckpt, None)
+    env = gym.make(env_id, **env_kwargs)
+    runs = []
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        for i in range(episodes):
+            obs, info = env.reset(seed=seed + i)
+            start_x = env.unwrapped.data.qpos[0]
+            run: dict[str, float] = {"return": 0.0, "steps": 0}
+            done = False
+            while not done:
+                state = TensorDict({"observation": torch.as_tensor(obs, dtype=torch.float32)}, batch_size=[])
+                obs, reward, terminated, truncated, info = env.step(module.actor(state)["action"].numpy())
+                run["return"] += float(reward)
+                run["steps"] += 1
+                for key, value in info.items():
+                    if key.startswith("reward_"):
+                        run[key] = run.get(key, 0.0) + float(value)
+                done = terminated or truncated
+            run["x_distance"] = float(env.unwrapped.data.qpos[0] - start_x)
+            parts = sum(v for k, v in run.items() if k.startswith("reward_"))
+            if abs(parts - run["return"]) > 1e-6 * max(1.0, abs(run["return"])):
+                raise SystemExit(f"{env_id}'s reward_* parts sum to {parts:.2f}, not its return "
+                                 f"{run['return']:.2f}: this env does not report every part.")
+            runs.append(run)
+    env.close()
+    return runs
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each quantity over episodes."""
+    return {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ckpts", nargs="+", type=Path, help="policy checkpoints (experts/*.ckpt, a run's *.ckpt)")
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1000, help="episode i resets with seed + i")
+    parser.add_argument("--out", type=Path, help="write every checkpoint's episodes and means here (JSON)")
+    args = parser.parse_args()
+    results = {}
+    for ckpt in args.ckpts:
+        runs = episode_parts(ckpt, args.episodes, args.seed)
+        results[str(ckpt)] = {"episodes": runs, "mean": summary(runs)}
+        mean = results[str(ckpt)]["mean"]
+        print(f"{ckpt}: " + ", ".join(f"{key} {value:,.1f}" for key, value in mean.items()))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"episodes_per_ckpt": args.episodes, "seed": args.seed, **results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
