@@ -9,13 +9,17 @@ walking. This runs deterministic episodes of each checkpoint and sums, per episo
 ``reward_*`` part the env reports in its step info (survival, forward progress, control and
 contact costs), with the episode length and the distance walked along x, so a score can be
 read beside what earned it. The parts add up to the env's return (checked per episode).
+For MuJoCo envs; ``x_distance`` is the root's x (``qpos[0]``), a distance for the
+locomotion tasks only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -24,6 +28,8 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gail_lightning.demos import load_policy
+from gail_lightning.envs import SimulationGuard
+from gail_lightning.provenance import package_versions
 
 
 @torch.no_grad()
@@ -31,12 +37,16 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]
     """Per episode of ``ckpt``'s deterministic policy (episode ``i`` reset with ``seed + i``):
     the return, each ``reward_*`` part summed, the steps and the x distance covered."""
     module, env_id, env_kwargs = load_policy(ckpt, None)
-    env = gym.make(env_id, **env_kwargs)
+    # Plain gymnasium, not the Evaluator's VectorGymEnv: that drops the step info the parts are in.
+    env = SimulationGuard(gym.make(env_id, **env_kwargs))
+    data = getattr(env.unwrapped, "data", None)
+    if data is None:
+        raise SystemExit(f"{env_id} is not a MuJoCo env: its reward parts and distance cannot be read.")
     runs = []
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for i in range(episodes):
-            obs, info = env.reset(seed=seed + i)
-            start_x = env.unwrapped.data.qpos[0]
+            obs, _ = env.reset(seed=seed + i)
+            start_x = data.qpos[0]
             run: dict[str, float] = {"return": 0.0, "steps": 0}
             done = False
             while not done:
@@ -48,9 +58,11 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]
                     if key.startswith("reward_"):
                         run[key] = run.get(key, 0.0) + float(value)
                 done = terminated or truncated
-            run["x_distance"] = float(env.unwrapped.data.qpos[0] - start_x)
+            if env.instabilities:
+                raise SystemExit(f"{ckpt}: the simulation blew up in episode {i}; its parts cannot be read.")
+            run["x_distance"] = float(data.qpos[0] - start_x)
             parts = sum(v for k, v in run.items() if k.startswith("reward_"))
-            if abs(parts - run["return"]) > 1e-6 * max(1.0, abs(run["return"])):
+            if not math.isclose(parts, run["return"], rel_tol=1e-6, abs_tol=1e-6):
                 raise SystemExit(f"{env_id}'s reward_* parts sum to {parts:.2f}, not its return "
                                  f"{run['return']:.2f}: this env does not report every part.")
             runs.append(run)
@@ -70,6 +82,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000, help="episode i resets with seed + i")
     parser.add_argument("--out", type=Path, help="write every checkpoint's episodes and means here (JSON)")
     args = parser.parse_args()
+    if args.episodes < 1:
+        parser.error(f"--episodes {args.episodes}: run at least one episode")
     results = {}
     for ckpt in args.ckpts:
         runs = episode_parts(ckpt, args.episodes, args.seed)
@@ -78,7 +92,9 @@ def main() -> None:
         print(f"{ckpt}: " + ", ".join(f"{key} {value:,.1f}" for key, value in mean.items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"episodes_per_ckpt": args.episodes, "seed": args.seed, **results}, indent=1))
+        args.out.write_text(json.dumps({"command": " ".join(["python -m benchmarks.reward_parts", *sys.argv[1:]]),
+                                        "versions": package_versions(), "episodes_per_ckpt": args.episodes,
+                                        "seed": args.seed, **results}, indent=1))
 
 
 if __name__ == "__main__":
