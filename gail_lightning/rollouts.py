@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import signal
 import traceback
 from collections.abc import Iterator, Mapping
@@ -101,11 +102,12 @@ def _serve(connection: Any, trainer_end: Any, settings: dict[str, Any]) -> None:
     # The fork copied the trainer's end of this pipe; closed here, a trainer that dies (even
     # by SIGKILL) shows as EOF below, and the worker exits instead of waiting forever.
     trainer_end.close()
-    # Ctrl-C reaches the whole process group; the trainer decides when to stop (GracefulStop).
+    # Ctrl-C, `kill -- -PGID`, `timeout` and schedulers signal the whole process group; the
+    # trainer decides when to stop (GracefulStop), and saving last.ckpt needs this worker's
+    # state, so the worker outlives the signal. It ends on ``close``, on EOF, or killed by
+    # its ``_Process`` (``end``, or its finalizer when the trainer exits).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The trainer's SIGTERM handler (Lightning's, GracefulStop's) came with the fork; the
-    # worker itself just ends, as the trainer's exit expects of its daemon processes.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         worker = RolloutWorker(**settings, own_process=True)
         connection.send(("ok", None))
@@ -148,7 +150,16 @@ class _Process:
         self.process = context.Process(target=_serve, args=(child, self.connection, settings), daemon=True)
         self.process.start()
         child.close()  # so that a worker that dies shows as EOF here, not as a hang
+        # Kills the worker when this object is dropped or the trainer (or a DDP rank) exits
+        # without ``Rollouts.close``: multiprocessing's exit hook runs it before its SIGTERM,
+        # which the worker ignores, and the join that would then wait forever.
+        self._kill = mp_util.Finalize(self, _kill, args=(self.process,), exitpriority=0)
         self.recv()  # built, or its error
+
+    def end(self, grace: float = 0.0) -> None:
+        """Let the worker exit for up to ``grace`` seconds, then kill it."""
+        self.process.join(grace)
+        self._kill()
 
     def send(self, command: str, argument: Any = None) -> None:
         self.connection.send((command, argument))
@@ -157,10 +168,17 @@ class _Process:
         try:
             status, value = self.connection.recv()
         except (EOFError, OSError):
+            self.process.join(1.0)  # for its exit code
             raise RuntimeError(f"A rollout worker process died (exit code {self.process.exitcode}).") from None
         if status == "error":
             raise RuntimeError(f"A rollout worker failed:\n{value}")
         return value
+
+
+def _kill(process: mp.process.BaseProcess) -> None:
+    if process.is_alive():
+        process.kill()
+    process.join()
 
 
 class Rollouts:
@@ -292,7 +310,7 @@ class Rollouts:
             except (RuntimeError, BrokenPipeError, OSError):
                 pass
             if isinstance(worker, _Process):
-                worker.process.join(timeout=10)
+                worker.end(grace=10.0)
         self._workers = []
         self._in_flight = False
         self._pending = None

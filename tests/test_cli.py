@@ -1,7 +1,9 @@
 """The CLI as users run it: `python train.py ...` in a subprocess from the repo root."""
 
+import contextlib
 import csv
 import json
+import os
 import re
 import signal
 import subprocess
@@ -233,24 +235,33 @@ def uninterrupted(tmp_path_factory, demos):
     return root_of
 
 
-@pytest.mark.parametrize(("sig", "collection"), [
-    (signal.SIGTERM, "overlap"), (signal.SIGINT, "overlap"), (signal.SIGTERM, "serial"),
-    (signal.SIGTERM, "two workers"), (signal.SIGINT, "two workers"),
+# "group": the signal reaches the worker processes too, as Ctrl-C in a terminal,
+# `kill -- -PGID`, `timeout`, a scheduler or `docker stop` send it; "trainer": `kill PID`.
+@pytest.mark.parametrize(("sig", "collection", "to"), [
+    (signal.SIGTERM, "overlap", "trainer"), (signal.SIGINT, "overlap", "group"),
+    (signal.SIGTERM, "serial", "trainer"), (signal.SIGTERM, "two workers", "trainer"),
+    (signal.SIGTERM, "two workers", "group"), (signal.SIGINT, "two workers", "group"),
 ])
 def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
-    demo_file, tmp_path, sig, collection, uninterrupted
+    demo_file, tmp_path, sig, collection, to, uninterrupted
 ):
     uninterrupted = uninterrupted(collection)
     args = signal_run(demo_file, tmp_path, collection)
     proc = subprocess.Popen(
-        [sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,  # its own process group, which the test may signal whole
     )
     last = tmp_path / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=300)
+    try:
+        deadline = time.time() + 300
+        while not last.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig) if to == "group" else proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=300)
+    finally:  # nothing left running, whatever failed
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-2000:]
     assert f"{sig.name} received" in stderr
     assert not list(last.parent.glob("*.tmp"))

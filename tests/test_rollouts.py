@@ -1,7 +1,12 @@
 """Rollout workers: seeds, errors and checkpoint state, in and out of process."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from conftest import ROOT
 
 from gail_lightning.errors import UserInputError
 from gail_lightning.networks import RunningNorm, make_actor
@@ -58,3 +63,29 @@ def test_state_from_two_workers_is_refused_by_one():
     finally:
         two.close()
         one.close()
+
+
+def test_workers_outlive_a_group_signal_and_end_with_a_trainer_that_never_closed_them(tmp_path):
+    """Workers ignore SIGTERM (the trainer's checkpoint needs them), yet a trainer that exits
+    without ``close`` (a crash) must neither hang on them nor leave them running."""
+    script = tmp_path / "trainer.py"
+    script.write_text(
+        "import os, signal\n"
+        "from gail_lightning.networks import RunningNorm, make_actor\n"
+        "from gail_lightning.rollouts import Rollouts\n"
+        f"r = Rollouts({ENV_ID!r}, {{}}, num_envs=2, frames_per_batch=64, num_workers=2, overlap=True)\n"
+        "r.start(make_actor(RunningNorm(4), 4, [-3.0], [3.0], [16]), seed=0)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "os.killpg(0, signal.SIGTERM)\n"
+        "next(r)  # the workers are still there\n"
+        "print(*(w.process.pid for w in r._workers), flush=True)\n"
+        "raise SystemExit(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        start_new_session=True,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    for pid in map(int, proc.stdout.split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
