@@ -84,6 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: run at least one episode")
+    missing = [str(ckpt) for ckpt in args.ckpts if not ckpt.is_file()]
+    if missing:  # before any episode runs, not after the first checkpoints
+        parser.error(f"no checkpoint file at {', '.join(missing)}")
     results = {}
     for ckpt in args.ckpts:
         runs = episode_parts(ckpt, args.episodes, args.seed)

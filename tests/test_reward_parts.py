@@ -42,3 +42,12 @@ def test_an_env_whose_parts_miss_some_reward_is_refused_by_name(monkeypatch):
     monkeypatch.setattr(reward_parts.gym, "make", lambda *a, **kw: DropsControlCost(make(*a, **kw)))
     with pytest.raises(SystemExit, match="Hopper-v5's reward_\\* parts sum to .*not its return"):
         reward_parts.episode_parts(ROOT / "experts/hopper.ckpt", episodes=1, seed=0)
+
+
+def test_a_missing_checkpoint_is_named_before_any_episode_runs(monkeypatch, capsys, tmp_path):
+    missing = tmp_path / "seed_0" / "last.ckpt"
+    monkeypatch.setattr("sys.argv", ["reward_parts", str(ROOT / "experts/hopper.ckpt"), str(missing)])
+    monkeypatch.setattr(reward_parts, "episode_parts", lambda *a: pytest.fail("ran before checking every path"))
+    with pytest.raises(SystemExit):
+        reward_parts.main()
+    assert f"no checkpoint file at {missing}" in capsys.readouterr().err
