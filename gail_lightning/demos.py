@@ -46,6 +46,8 @@ def load_expert(ckpt: Path, checkpoint: dict) -> OnlineModule:
 
 def load_policy(ckpt: Path, env_id: str | None) -> tuple[OnlineModule, str, dict]:
     """The module in ``ckpt``, in eval mode, and the env (and env options) it trained on."""
+    if not Path(ckpt).is_file():
+        raise UserInputError(f"no checkpoint file at {ckpt}: pass a run's checkpoints/last.ckpt or experts/*.ckpt.")
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     data = checkpoint.get("datamodule_hyper_parameters", {})
     env_id = env_id or data.get("env_id")

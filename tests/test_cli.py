@@ -256,8 +256,10 @@ def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
         deadline = time.time() + 300
         while not last.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig) if to == "group" else proc.send_signal(sig)
+        if proc.poll() is None and to == "group":
+            os.killpg(proc.pid, sig)
+        elif proc.poll() is None:
+            proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=300)
     finally:  # nothing left running, whatever failed
         with contextlib.suppress(ProcessLookupError):

@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from gail_lightning.demonstrations import load_demonstrations
-from gail_lightning.demos import info, manifest, manifest_table, record
+from gail_lightning.demos import info, main, manifest, manifest_table, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +59,9 @@ def test_record_uses_and_keeps_the_env_options_of_the_expert_run(tmp_path):
     # a 10x larger reset noise starts the episode elsewhere
     assert np.abs(made.observations[0]).max() > 5 * np.abs(plain.observations[0]).max()
     assert "InvertedPendulum-v5 {'reset_noise_scale': 0.1} (obs 4" in info(tmp_path / "ip.npz")
+
+
+def test_a_missing_checkpoint_stops_record_in_one_line(tmp_path):
+    missing = tmp_path / "last.ckpt"
+    with pytest.raises(SystemExit, match=f"^error: no checkpoint file at {missing}: pass"):
+        main(["record", "--ckpt", str(missing), "--out", str(tmp_path / "demos.npz")])
