@@ -2,6 +2,7 @@
 
     python -m benchmarks.reward_parts experts/humanoid.ckpt RUN/checkpoints/last.ckpt --episodes 5
     python -m benchmarks.reward_parts experts/hopper.ckpt --out parts.json
+    python -m benchmarks.reward_parts experts/humanoid.ckpt RUN/last.ckpt --demos demos/humanoid.npz
 
 On Humanoid-v5 a policy that only stays upright for 1,000 steps earns 5,000 of the expert's
 ~5,300 from ``reward_survive`` alone, so a normalized score near 1 can mean standing, not
@@ -11,6 +12,14 @@ contact costs), with the episode length and the distance walked along x, so a sc
 read beside what earned it. The parts add up to the env's return (checked per episode).
 For MuJoCo envs; ``x_distance`` is the root's x (``qpos[0]``), a distance for the
 locomotion tasks only.
+
+Survival and even distance do not say whether a policy moves as the expert does: on
+Humanoid a policy trained on a survival-only reward walks further than the expert. With
+``--demos``, each checkpoint also gets ``state_mmd``, the squared maximum mean discrepancy
+between the states its episodes visit and the demonstrations' (0: the same distribution;
+at most 2), under one Gaussian kernel fixed by the demonstrations, so every checkpoint is
+measured with the same ruler. A policy that falls at once stays near the start states the
+expert also passes through, so read it beside the episode length.
 """
 
 from __future__ import annotations
@@ -23,26 +32,30 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
+from gail_lightning.demonstrations import check_compatible, load_demonstrations
 from gail_lightning.demos import load_policy
 from gail_lightning.envs import SimulationGuard
+from gail_lightning.errors import UserInputError
 from gail_lightning.provenance import package_versions
 
 
 @torch.no_grad()
-def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]]:
+def episode_parts(ckpt: Path, episodes: int, seed: int) -> tuple[list[dict[str, float]], np.ndarray]:
     """Per episode of ``ckpt``'s deterministic policy (episode ``i`` reset with ``seed + i``):
-    the return, each ``reward_*`` part summed, the steps and the x distance covered."""
+    the return, each ``reward_*`` part summed, the steps and the x distance covered; and
+    every observation the policy acted on, episodes end to end."""
     module, env_id, env_kwargs = load_policy(ckpt, None)
     # Plain gymnasium, not the Evaluator's VectorGymEnv: that drops the step info the parts are in.
     env = SimulationGuard(gym.make(env_id, **env_kwargs))
     data = getattr(env.unwrapped, "data", None)
     if data is None:
         raise SystemExit(f"{env_id} is not a MuJoCo env: its reward parts and distance cannot be read.")
-    runs = []
+    runs, visited = [], []
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
@@ -50,6 +63,7 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]
             run: dict[str, float] = {"return": 0.0, "steps": 0}
             done = False
             while not done:
+                visited.append(obs)
                 state = TensorDict({"observation": torch.as_tensor(obs, dtype=torch.float32)}, batch_size=[])
                 obs, reward, terminated, truncated, info = env.step(module.actor(state)["action"].numpy())
                 run["return"] += float(reward)
@@ -67,7 +81,34 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> list[dict[str, float]
                                  f"{run['return']:.2f}: this env does not report every part.")
             runs.append(run)
     env.close()
-    return runs
+    return runs, np.asarray(visited, dtype=np.float32)
+
+
+def state_mmd(reference: np.ndarray, states: np.ndarray, samples: int = 2000, seed: int = 0) -> float:
+    """Unbiased squared MMD between ``states`` and ``reference`` (rows are observations), each
+    subsampled to ``samples`` rows. Features are standardized and the Gaussian kernel's width
+    set (median pairwise distance) by ``reference`` alone, so distances to one reference
+    compare across policies."""
+    rng = np.random.default_rng(seed)
+
+    def pick(rows: np.ndarray) -> np.ndarray:
+        return rows[rng.choice(len(rows), min(samples, len(rows)), replace=False)]
+
+    ref, other = pick(reference), pick(states)
+    mean, std = ref.mean(0), ref.std(0) + 1e-6
+    x, y = (torch.as_tensor((rows - mean) / std, dtype=torch.float64) for rows in (ref, other))
+    xx = torch.cdist(x, x)
+    width = xx[~torch.eye(len(x), dtype=torch.bool)].median()
+
+    def kernel_mean(a: torch.Tensor, same: bool) -> torch.Tensor:
+        k = torch.exp(-(a**2) / (2 * width**2))
+        if not same:
+            return k.mean()
+        n = len(k)
+        return (k.sum() - k.diagonal().sum()) / (n * (n - 1))  # unbiased: no point against itself
+
+    within = kernel_mean(xx, True) + kernel_mean(torch.cdist(y, y), True)
+    return float(within - 2 * kernel_mean(torch.cdist(x, y), False))
 
 
 def summary(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -81,23 +122,39 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1000, help="episode i resets with seed + i")
     parser.add_argument("--out", type=Path, help="write every checkpoint's episodes and means here (JSON)")
+    parser.add_argument("--demos", type=Path, help="demonstrations (.npz) to measure each policy's states against")
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: run at least one episode")
     missing = [str(ckpt) for ckpt in args.ckpts if not ckpt.is_file()]
     if missing:  # before any episode runs, not after the first checkpoints
         parser.error(f"no checkpoint file at {', '.join(missing)}")
+    demos = None
+    if args.demos:
+        try:
+            demos = load_demonstrations(args.demos)
+            for ckpt in args.ckpts:  # every checkpoint's env against the demos' before any episode runs
+                _, env_id, env_kwargs = load_policy(ckpt, None)
+                env = gym.make(env_id, **env_kwargs)
+                dims = env.observation_space.shape[0], env.action_space.shape[0]
+                env.close()
+                check_compatible(demos, args.demos, env_id, env_kwargs, *dims)
+        except UserInputError as err:
+            parser.error(str(err))
     results = {}
     for ckpt in args.ckpts:
-        runs = episode_parts(ckpt, args.episodes, args.seed)
-        results[str(ckpt)] = {"episodes": runs, "mean": summary(runs)}
-        mean = results[str(ckpt)]["mean"]
-        print(f"{ckpt}: " + ", ".join(f"{key} {value:,.1f}" for key, value in mean.items()))
+        runs, visited = episode_parts(ckpt, args.episodes, args.seed)
+        mean = summary(runs)
+        if demos is not None:
+            mean["state_mmd"] = state_mmd(demos.observations, visited)
+        results[str(ckpt)] = {"episodes": runs, "mean": mean}
+        print(f"{ckpt}: " + ", ".join(f"{key} {value:,.{3 if key == 'state_mmd' else 1}f}" for key, value in mean.items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"command": " ".join(["python -m benchmarks.reward_parts", *sys.argv[1:]]),
                                         "versions": package_versions(), "episodes_per_ckpt": args.episodes,
-                                        "seed": args.seed, **results}, indent=1))
+                                        "seed": args.seed, "demos": str(args.demos) if args.demos else None,
+                                        **results}, indent=1))
 
 
 if __name__ == "__main__":

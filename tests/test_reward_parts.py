@@ -1,8 +1,11 @@
-"""The reward split: each episode's parts add up to the return the evaluations score."""
+"""The reward split: each episode's parts add up to the return the evaluations score; the
+states a policy visits measured against the demonstrations'."""
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from benchmarks import reward_parts
@@ -15,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_parts_sum_to_the_evaluators_return_episode_by_episode():
     ckpt = ROOT / "experts/hopper.ckpt"
-    runs = reward_parts.episode_parts(ckpt, episodes=2, seed=7)
+    runs, visited = reward_parts.episode_parts(ckpt, episodes=2, seed=7)
     module, env_id, kwargs = load_policy(ckpt, None)
     evaluator = Evaluator(lambda n: make_env(env_id, n, env_kwargs=kwargs))
     scored = evaluator.returns(module.actor, 7, 2)
@@ -27,6 +30,8 @@ def test_parts_sum_to_the_evaluators_return_episode_by_episode():
         # Hopper pays its x velocity (weight 1, dt 0.008 s): the forward part is the distance / dt
         assert run["x_distance"] == pytest.approx(run["reward_forward"] * 0.008, rel=1e-6)
         assert run["x_distance"] > 10  # the expert hops forward ~19 m in 1,000 steps
+    assert len(visited) == sum(run["steps"] for run in runs)
+    assert visited[0] == pytest.approx(gym.make(env_id, **kwargs).reset(seed=7)[0])
 
 
 class DropsControlCost(gym.Wrapper):
@@ -51,3 +56,42 @@ def test_a_missing_checkpoint_is_named_before_any_episode_runs(monkeypatch, caps
     with pytest.raises(SystemExit):
         reward_parts.main()
     assert f"no checkpoint file at {missing}" in capsys.readouterr().err
+
+
+def test_state_mmd_is_near_zero_for_one_distribution_and_grows_with_the_gap():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(4000, 5))
+    same = rng.normal(size=(4000, 5))
+    near, far = same + [0.5, 0, 0, 0, 0], same + [2.0, 0, 0, 0, 0]  # half and two standard deviations
+    distances = [reward_parts.state_mmd(reference, rows) for rows in (same, near, far)]
+    assert abs(distances[0]) < 0.002  # unbiased: it scatters around 0, either sign
+    assert 0.008 < distances[1] < distances[2] / 5
+    assert reward_parts.state_mmd(reference, far) == distances[2]  # seeded subsamples
+    # small samples: centred on 0 over many draws (counting each point against itself adds ~0.004)
+    small = [reward_parts.state_mmd(reference, same, samples=200, seed=seed) for seed in range(20)]
+    assert abs(np.mean(small)) < 0.0015
+
+
+def test_state_mmd_weighs_features_in_the_references_units():
+    """A feature in millimetres must not drown a gap in one measured in metres."""
+    rng = np.random.default_rng(1)
+    reference, other = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + [0, 1.0, 0]
+    gap = reward_parts.state_mmd(reference, other)
+    scale = np.array([1000.0, 1, 1])
+    assert reward_parts.state_mmd(reference * scale, other * scale) == pytest.approx(gap, rel=1e-6)
+    assert gap > 0.05
+
+
+def test_demos_give_each_checkpoint_its_distance_and_refuse_another_envs(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "parts.json"
+    argv = ["reward_parts", str(ROOT / "experts/hopper.ckpt"), "--episodes", "1", "--out", str(out)]
+    monkeypatch.setattr("sys.argv", [*argv, "--demos", str(ROOT / "demos/hopper.npz")])
+    reward_parts.main()
+    mean = json.loads(out.read_text())[str(ROOT / "experts/hopper.ckpt")]["mean"]
+    assert abs(mean["state_mmd"]) < 0.01  # the expert's states are its demonstrations'
+
+    monkeypatch.setattr("sys.argv", [*argv, "--demos", str(ROOT / "demos/walker2d.npz")])
+    monkeypatch.setattr(reward_parts, "episode_parts", lambda *a: pytest.fail("ran before checking the demos"))
+    with pytest.raises(SystemExit):
+        reward_parts.main()
+    assert "was recorded on 'Walker2d-v5' but the run uses 'Hopper-v5'" in capsys.readouterr().err
