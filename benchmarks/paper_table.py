@@ -13,6 +13,11 @@ the grid's `sources` maps to an existing learn.py run folder is read (and run) t
 Renders benchmarks/results/paper_table.md (final normalized score mean ± std over seeds and
 raw return, expert and random references per task) and one learning-curve PNG per task
 and trajectory count. Cells not run yet show "—".
+
+A score near 1 can be survival (see the `control*` columns): so each finished cell that
+kept its checkpoints/last.ckpt also gets state_mmd.json, the distance between the states its
+final policy visits and the task's demonstrations (`benchmarks/reward_parts.py`), written
+once and tabled beside the scores. Running a finished cell's command again measures it.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ import numpy as np
 import yaml
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from benchmarks.learn import ROOT, run_seed, stop_on_sigterm  # noqa: E402
-from gail_lightning.demonstrations import load_demonstrations  # noqa: E402
+from benchmarks import reward_parts
+from benchmarks.learn import ROOT, run_seed, stop_on_sigterm
+from gail_lightning.demonstrations import load_demonstrations
 
 GRID = Path(__file__).resolve().parent / "paper_grid.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
+MEASURED_EPISODES = 5  # deterministic episodes of a finished cell's policy, seeded 1000 on
 
 
 def cells(
@@ -76,6 +83,23 @@ def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: in
     except subprocess.CalledProcessError:  # one failed cell must not stop the grid
         print(f"{method} {task} {trajectories} seed {seed}: FAILED, see {out}/seed_{seed}/train.log",
               flush=True)
+        return
+    measure_cell(out / f"seed_{seed}", ROOT / "demos" / f"{task}.npz")
+
+
+def measure_cell(run_dir: Path, demos: Path, episodes: int = MEASURED_EPISODES) -> None:
+    """Write the finished run's state_mmd.json: its last policy's states against ``demos``,
+    with the reward parts of the same episodes. Unfinished runs, runs without a checkpoint
+    (BC's) and runs already measured are left as they are."""
+    ckpt, out = run_dir / "checkpoints" / "last.ckpt", run_dir / "state_mmd.json"
+    if out.exists() or not (run_dir / "result.json").is_file() or not ckpt.is_file() or not demos.is_file():
+        return
+    seed = 1000
+    runs, visited = reward_parts.episode_parts(ckpt, episodes, seed)
+    mmd = reward_parts.state_mmd(load_demonstrations(demos).observations, visited)
+    out.write_text(json.dumps({"state_mmd": mmd, "demos": demos.name, "episodes": episodes, "seed": seed,
+                               "mean": reward_parts.summary(runs)}, indent=1))
+    print(f"{run_dir}: state MMD² to {demos.name} {mmd:.3f}", flush=True)
 
 
 def load_results(grid: dict, results: Path, refs: dict[str, dict]) -> dict[tuple[str, str, int], list[dict]]:
@@ -90,6 +114,9 @@ def load_results(grid: dict, results: Path, refs: dict[str, dict]) -> dict[tuple
             if task in refs and not scored_against(result, refs[task]):
                 raise SystemExit(f"error: {path.parent} was scored against other {task} demonstrations "
                                  f"than demos/{task}.npz: move it out of {results} and run its cell again")
+            measured = path.parent / "state_mmd.json"
+            if measured.is_file():
+                result["state_mmd"] = json.loads(measured.read_text())["state_mmd"]
             found.setdefault((method, task, n), []).append(result)
     return found
 
@@ -104,9 +131,9 @@ def scored_against(result: dict, ref: dict) -> bool:
     )
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 2) -> str:
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
@@ -136,6 +163,7 @@ def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
             seeds = f"{len(runs)} seed" + ("s" if len(runs) > 1 else "")
             entries.append(f"{mean_std(scores)} ({statistics.mean(returns):.0f}; {seeds})")
         lines.append(f"| {task} | {n} | " + " | ".join(entries) + " |")
+    lines += state_mmd_table(found, methods)
     lines += ["", "| task | expert return | random return |", "|---|---|---|"]
     for task, ref in sorted(references.items()):
         lines.append(f"| {task} | {ref['expert']:.1f} | {ref['random']:.1f} |")
@@ -147,6 +175,28 @@ def render(grid: dict, results: Path, references: dict[str, dict]) -> str:
         minutes = statistics.mean(r["wall_s"] for r in runs) / 60
         lines.append(f"| {task} | {method} | {frames} | {minutes:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def state_mmd_table(found: dict[tuple[str, str, int], list[dict]], methods: list[str]) -> list[str]:
+    """The measured cells' state MMD² to their task's demonstrations, one row per task and
+    trajectory count, one column per method measured (in ``methods``' order); no lines when
+    none is."""
+    measured = {key: [r["state_mmd"] for r in runs if "state_mmd" in r] for key, runs in found.items()}
+    measured = {key: values for key, values in measured.items() if values}
+    if not measured:
+        return []
+    methods = [method for method in methods if any(key[0] == method for key in measured)]
+    lines = ["", "Distance of the final policy's states from the demonstrations: squared MMD, mean ± std",
+             "over the seeds measured (0 = the expert's states; `benchmarks/reward_parts.py`, 5 episodes).",
+             "A score near 1 with a large distance is survival, not imitation.", "",
+             "| task | trajectories | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
+    for task, n in sorted({(task, n) for _, task, n in measured}):
+        entries = []
+        for method in methods:
+            values = measured.get((method, task, n))
+            entries.append(f"{mean_std(values, 3)} ({len(values)})" if values else "—")
+        lines.append(f"| {task} | {n} | " + " | ".join(entries) + " |")
+    return lines
 
 
 def budgets(found: dict[tuple[str, str, int], list[dict]]) -> dict[tuple[str, str], list[dict]]:

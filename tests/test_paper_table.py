@@ -112,3 +112,34 @@ def test_a_run_scored_against_an_expert_since_re_recorded_stops_the_table(tmp_pa
     stale = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / "seed_1"
     stale.rename(tmp_path / "stale")  # as the message says: move it away, then the table renders
     assert "0.90 ± 0.00 (2940; 1 seed)" in paper_table.render(GRID, tmp_path, REFS)
+
+
+def test_a_finished_cell_with_a_checkpoint_is_measured_once_against_the_demos(tmp_path, monkeypatch):
+    fake_result(tmp_path, "GAIL-PPO", 4, 0, 1.0)
+    finished = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / "seed_0"
+    unfinished = finished.parent / "seed_1"
+    for folder in (finished, unfinished):
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "last.ckpt").write_bytes((ROOT / "experts/hopper.ckpt").read_bytes())
+    for folder in (finished, unfinished):
+        paper_table.measure_cell(folder, ROOT / "demos/hopper.npz", episodes=1)
+    assert not (unfinished / "state_mmd.json").exists()  # no result.json: still training
+    measured = json.loads((finished / "state_mmd.json").read_text())
+    assert abs(measured["state_mmd"]) < 0.01  # the expert's own states
+    assert measured["mean"]["steps"] == 1000
+
+    monkeypatch.setattr(paper_table.reward_parts, "episode_parts", lambda *a: pytest.fail("measured twice"))
+    paper_table.measure_cell(finished, ROOT / "demos/hopper.npz", episodes=1)
+
+
+def test_measured_cells_get_a_distance_table_beside_the_scores(tmp_path):
+    fake_result(tmp_path, "GAIL-PPO", 4, 0, 0.9)
+    fake_result(tmp_path, "GAIL-PPO", 4, 1, 1.1)
+    fake_result(tmp_path, "BC", 4, 0, 0.3)
+    assert "squared MMD" not in paper_table.render(GRID, tmp_path, REFS)  # nothing measured: no table
+    for seed, mmd in ((0, 0.1), (1, 0.3)):
+        folder = paper_table.cell_dir(GRID, tmp_path, "GAIL-PPO", "hopper", 4) / f"seed_{seed}"
+        (folder / "state_mmd.json").write_text(json.dumps({"state_mmd": mmd}))
+    table = paper_table.render(GRID, tmp_path, REFS)
+    assert "| task | trajectories | GAIL-PPO |" in table  # only the measured methods get columns
+    assert "| hopper | 4 | 0.200 ± 0.100 (2) |" in table
