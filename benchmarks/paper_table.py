@@ -39,7 +39,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks import reward_parts
-from benchmarks.learn import ROOT, run_seed, stop_on_sigterm
+from benchmarks.learn import ROOT, STOP, run_seed, stop_on_sigterm
 from gail_lightning.demonstrations import load_demonstrations
 
 GRID = Path(__file__).resolve().parent / "paper_grid.yaml"
@@ -84,21 +84,30 @@ def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: in
         print(f"{method} {task} {trajectories} seed {seed}: FAILED, see {out}/seed_{seed}/train.log",
               flush=True)
         return
-    measure_cell(out / f"seed_{seed}", ROOT / "demos" / f"{task}.npz")
+    try:
+        measure_cell(out / f"seed_{seed}", ROOT / "demos" / f"{task}.npz")
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever fails, an unmeasured cell must not stop the grid
+        print(f"{method} {task} {trajectories} seed {seed}: not measured ({err})", flush=True)
 
 
 def measure_cell(run_dir: Path, demos: Path, episodes: int = MEASURED_EPISODES) -> None:
     """Write the finished run's state_mmd.json: its last policy's states against ``demos``,
     with the reward parts of the same episodes. Unfinished runs, runs without a checkpoint
-    (BC's) and runs already measured are left as they are."""
+    (BC's) and runs already measured are left as they are, and nothing starts once the grid
+    is told to stop."""
     ckpt, out = run_dir / "checkpoints" / "last.ckpt", run_dir / "state_mmd.json"
     if out.exists() or not (run_dir / "result.json").is_file() or not ckpt.is_file() or not demos.is_file():
         return
-    seed = 1000
-    runs, visited = reward_parts.episode_parts(ckpt, episodes, seed)
-    mmd = reward_parts.state_mmd(load_demonstrations(demos).observations, visited)
-    out.write_text(json.dumps({"state_mmd": mmd, "demos": demos.name, "episodes": episodes, "seed": seed,
-                               "mean": reward_parts.summary(runs)}, indent=1))
+    if STOP.is_set():
+        return
+    reference = load_demonstrations(demos)
+    reward_parts.check_demos(reference, demos, ckpt)
+    runs, visited = reward_parts.episode_parts(ckpt, episodes, reward_parts.EPISODE_SEED)
+    mmd = reward_parts.state_mmd(reference.observations, visited)
+    tmp = out.with_suffix(".tmp")  # a run killed while writing leaves no half file to be read
+    tmp.write_text(json.dumps({"state_mmd": mmd, "demos": demos.name, "episodes": episodes,
+                               "seed": reward_parts.EPISODE_SEED, "mean": reward_parts.summary(runs)}, indent=1))
+    tmp.replace(out)
     print(f"{run_dir}: state MMD² to {demos.name} {mmd:.3f}", flush=True)
 
 
@@ -187,7 +196,7 @@ def state_mmd_table(found: dict[tuple[str, str, int], list[dict]], methods: list
         return []
     methods = [method for method in methods if any(key[0] == method for key in measured)]
     lines = ["", "Distance of the final policy's states from the demonstrations: squared MMD, mean ± std",
-             "over the seeds measured (0 = the expert's states; `benchmarks/reward_parts.py`, 5 episodes).",
+             f"over the seeds measured (0 = the expert's states; `benchmarks/reward_parts.py`, {MEASURED_EPISODES} episodes).",
              "A score near 1 with a large distance is survival, not imitation.", "",
              "| task | trajectories | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
     for task, n in sorted({(task, n) for _, task, n in measured}):

@@ -37,11 +37,13 @@ import torch
 from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from gail_lightning.demonstrations import check_compatible, load_demonstrations
+from gail_lightning.demonstrations import Demonstrations, load_demonstrations
 from gail_lightning.demos import load_policy
 from gail_lightning.envs import SimulationGuard
 from gail_lightning.errors import UserInputError
 from gail_lightning.provenance import package_versions
+
+EPISODE_SEED = 1000  # apart from training's and the evaluations' seeds
 
 
 @torch.no_grad()
@@ -89,16 +91,19 @@ def state_mmd(reference: np.ndarray, states: np.ndarray, samples: int = 2000, se
     subsampled to ``samples`` rows. Features are standardized and the Gaussian kernel's width
     set (median pairwise distance) by ``reference`` alone, so distances to one reference
     compare across policies."""
+    if min(len(reference), len(states)) < 2:
+        raise ValueError("state_mmd needs at least 2 states on each side")
     rng = np.random.default_rng(seed)
 
     def pick(rows: np.ndarray) -> np.ndarray:
-        return rows[rng.choice(len(rows), min(samples, len(rows)), replace=False)]
+        return np.asarray(rows[rng.choice(len(rows), min(samples, len(rows)), replace=False)], dtype=np.float64)
 
     ref, other = pick(reference), pick(states)
-    mean, std = ref.mean(0), ref.std(0) + 1e-6
-    x, y = (torch.as_tensor((rows - mean) / std, dtype=torch.float64) for rows in (ref, other))
+    std = ref.std(0)
+    std = np.where(std > 1e-8, std, 1.0)  # a feature constant in the demos: measured in its own units
+    x, y = (torch.as_tensor((rows - ref.mean(0)) / std) for rows in (ref, other))
     xx = torch.cdist(x, x)
-    width = xx[~torch.eye(len(x), dtype=torch.bool)].median()
+    width = xx[~torch.eye(len(x), dtype=torch.bool)].median().clamp_min(1e-12)
 
     def kernel_mean(a: torch.Tensor, same: bool) -> torch.Tensor:
         k = torch.exp(-(a**2) / (2 * width**2))
@@ -111,6 +116,25 @@ def state_mmd(reference: np.ndarray, states: np.ndarray, samples: int = 2000, se
     return float(within - 2 * kernel_mean(torch.cdist(x, y), False))
 
 
+def check_demos(demos: Demonstrations, path: Path, ckpt: Path) -> None:
+    """Refuse demonstrations whose observations are not those of ``ckpt``'s env."""
+    _, env_id, env_kwargs = load_policy(ckpt, None)
+    env = gym.make(env_id, **env_kwargs)
+    obs_dim = env.observation_space.shape[0]
+    env.close()
+    recorded = demos.metadata["env_id"], demos.metadata.get("env_kwargs", {}), demos.observations.shape[1]
+    if recorded != (env_id, dict(env_kwargs), obs_dim):
+        raise UserInputError(
+            f"{path} holds {recorded[0]} observations ({recorded[2]} numbers, env_kwargs {recorded[1]}) but "
+            f"{ckpt} acts on {env_id}'s ({obs_dim}, env_kwargs {dict(env_kwargs)}): pass its task's demos."
+        )
+
+
+def shown(key: str, value: float) -> str:
+    """A summary value as printed: returns and distances to 0.1, the state MMD to 0.001."""
+    return f"{value:.3f}" if key == "state_mmd" else f"{value:,.1f}"
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, float]:
     """The mean of each quantity over episodes."""
     return {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
@@ -120,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ckpts", nargs="+", type=Path, help="policy checkpoints (experts/*.ckpt, a run's *.ckpt)")
     parser.add_argument("--episodes", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=1000, help="episode i resets with seed + i")
+    parser.add_argument("--seed", type=int, default=EPISODE_SEED, help="episode i resets with seed + i")
     parser.add_argument("--out", type=Path, help="write every checkpoint's episodes and means here (JSON)")
     parser.add_argument("--demos", type=Path, help="demonstrations (.npz) to measure each policy's states against")
     args = parser.parse_args()
@@ -129,18 +153,16 @@ def main() -> None:
     missing = [str(ckpt) for ckpt in args.ckpts if not ckpt.is_file()]
     if missing:  # before any episode runs, not after the first checkpoints
         parser.error(f"no checkpoint file at {', '.join(missing)}")
+    if args.demos and not args.demos.is_file():
+        parser.error(f"no demonstration file at {args.demos}: pass demos/<task>.npz or one you recorded")
     demos = None
     if args.demos:
         try:
             demos = load_demonstrations(args.demos)
-            for ckpt in args.ckpts:  # every checkpoint's env against the demos' before any episode runs
-                _, env_id, env_kwargs = load_policy(ckpt, None)
-                env = gym.make(env_id, **env_kwargs)
-                dims = env.observation_space.shape[0], env.action_space.shape[0]
-                env.close()
-                check_compatible(demos, args.demos, env_id, env_kwargs, *dims)
+            for ckpt in args.ckpts:  # before any episode runs
+                check_demos(demos, args.demos, ckpt)
         except UserInputError as err:
-            parser.error(str(err))
+            sys.exit(f"error: {err}")
     results = {}
     for ckpt in args.ckpts:
         runs, visited = episode_parts(ckpt, args.episodes, args.seed)
@@ -148,7 +170,7 @@ def main() -> None:
         if demos is not None:
             mean["state_mmd"] = state_mmd(demos.observations, visited)
         results[str(ckpt)] = {"episodes": runs, "mean": mean}
-        print(f"{ckpt}: " + ", ".join(f"{key} {value:,.{3 if key == 'state_mmd' else 1}f}" for key, value in mean.items()))
+        print(f"{ckpt}: " + ", ".join(f"{key} {shown(key, value)}" for key, value in mean.items()))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"command": " ".join(["python -m benchmarks.reward_parts", *sys.argv[1:]]),

@@ -121,9 +121,13 @@ def test_a_finished_cell_with_a_checkpoint_is_measured_once_against_the_demos(tm
     for folder in (finished, unfinished):
         (folder / "checkpoints").mkdir(parents=True)
         (folder / "checkpoints" / "last.ckpt").write_bytes((ROOT / "experts/hopper.ckpt").read_bytes())
-    for folder in (finished, unfinished):
+    fake_result(tmp_path, "BC", 4, 0, 0.3)  # BC keeps no checkpoint
+    bc = paper_table.cell_dir(GRID, tmp_path, "BC", "hopper", 4) / "seed_0"
+    for folder in (finished, unfinished, bc):
         paper_table.measure_cell(folder, ROOT / "demos/hopper.npz", episodes=1)
+    paper_table.measure_cell(finished, tmp_path / "no_demos.npz", episodes=1)
     assert not (unfinished / "state_mmd.json").exists()  # no result.json: still training
+    assert not (bc / "state_mmd.json").exists()
     measured = json.loads((finished / "state_mmd.json").read_text())
     assert abs(measured["state_mmd"]) < 0.01  # the expert's own states
     assert measured["mean"]["steps"] == 1000
@@ -143,3 +147,13 @@ def test_measured_cells_get_a_distance_table_beside_the_scores(tmp_path):
     table = paper_table.render(GRID, tmp_path, REFS)
     assert "| task | trajectories | GAIL-PPO |" in table  # only the measured methods get columns
     assert "| hopper | 4 | 0.200 ± 0.100 (2) |" in table
+
+
+def test_a_cell_that_cannot_be_measured_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
+    def broken(run_dir, demos):
+        raise SystemExit(f"{run_dir}: the simulation blew up")
+
+    monkeypatch.setattr(paper_table, "run_seed", lambda *a: None)
+    monkeypatch.setattr(paper_table, "measure_cell", broken)
+    paper_table.run_cell(GRID, tmp_path, "GAIL-PPO", "hopper", 4, 0)
+    assert "GAIL-PPO hopper 4 seed 0: not measured (" in capsys.readouterr().out
