@@ -103,7 +103,7 @@ def measure_cell(run_dir: Path, demos: Path, episodes: int = MEASURED_EPISODES) 
     reference = load_demonstrations(demos)
     reward_parts.check_demos(reference, demos, ckpt)
     runs, visited = reward_parts.episode_parts(ckpt, episodes, reward_parts.EPISODE_SEED)
-    mmd = reward_parts.state_mmd(reference.observations, visited)
+    mmd = reward_parts.demo_distance(reference, visited, episodes)
     tmp = out.with_suffix(".tmp")  # a run killed while writing leaves no half file to be read
     tmp.write_text(json.dumps({"state_mmd": mmd, "demos": demos.name, "episodes": episodes,
                                "seed": reward_parts.EPISODE_SEED, "mean": reward_parts.summary(runs)}, indent=1))
@@ -195,8 +195,9 @@ def state_mmd_table(found: dict[tuple[str, str, int], list[dict]], methods: list
     if not measured:
         return []
     methods = [method for method in methods if any(key[0] == method for key in measured)]
-    lines = ["", "Distance of the final policy's states from the demonstrations: squared MMD, mean ± std",
-             f"over the seeds measured (0 = the expert's states; `benchmarks/reward_parts.py`, {MEASURED_EPISODES} episodes).",
+    lines = ["", "Distance of each final policy's state occupancy from the demonstrations': squared MMD over the",
+             "time limit, the steps lost to an early end counted as one absorbing state; mean ± std over the",
+             f"seeds measured (0 = the expert's; `benchmarks/reward_parts.py`, {MEASURED_EPISODES} episodes each).",
              "A score near 1 with a large distance is survival, not imitation.", "",
              "| task | trajectories | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
     for task, n in sorted({(task, n) for _, task, n in measured}):

@@ -16,10 +16,12 @@ locomotion tasks only.
 Survival and even distance do not say whether a policy moves as the expert does: on
 Humanoid a policy trained on a survival-only reward walks further than the expert. With
 ``--demos``, each checkpoint also gets ``state_mmd``, the squared maximum mean discrepancy
-between the states its episodes visit and the demonstrations' (0: the same distribution;
-at most 2), under one Gaussian kernel fixed by the demonstrations, so every checkpoint is
-measured with the same ruler. A policy that falls at once stays near the start states the
-expert also passes through, so read it beside the episode length.
+between the states its episodes occupy and the demonstrations' (0: the same; 2 at most),
+under one Gaussian kernel fixed by the demonstrations, so every checkpoint is measured with
+the same ruler. Occupancy is over the env's time limit: the steps an episode loses by
+ending early count as one absorbing state, unlike any observation (as in DAC), so a policy
+that falls at once is far from the expert even though the few states it saw are the
+expert's own start.
 """
 
 from __future__ import annotations
@@ -86,11 +88,16 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> tuple[list[dict[str, 
     return runs, np.asarray(visited, dtype=np.float32)
 
 
-def state_mmd(reference: np.ndarray, states: np.ndarray, samples: int = 2000, seed: int = 0) -> float:
-    """Unbiased squared MMD between ``states`` and ``reference`` (rows are observations), each
-    subsampled to ``samples`` rows. Features are standardized and the Gaussian kernel's width
-    set (median pairwise distance) by ``reference`` alone, so distances to one reference
-    compare across policies."""
+def state_mmd(
+    reference: np.ndarray, states: np.ndarray, ended: tuple[float, float] = (0.0, 0.0), samples: int = 2000,
+    seed: int = 0,
+) -> float:
+    """Unbiased squared MMD between the state occupancies of ``reference`` and ``states`` (rows
+    are observations, each side subsampled to ``samples`` rows). ``ended`` holds each side's
+    share of the horizon spent after its episodes terminated, one absorbing state whose kernel
+    with any observation is 0. Features are standardized and the Gaussian kernel's width set
+    (median pairwise distance) by ``reference`` alone, so distances to one reference compare
+    across policies."""
     if min(len(reference), len(states)) < 2:
         raise ValueError("state_mmd needs at least 2 states on each side")
     rng = np.random.default_rng(seed)
@@ -112,8 +119,20 @@ def state_mmd(reference: np.ndarray, states: np.ndarray, samples: int = 2000, se
         n = len(k)
         return (k.sum() - k.diagonal().sum()) / (n * (n - 1))  # unbiased: no point against itself
 
-    within = kernel_mean(xx, True) + kernel_mean(torch.cdist(y, y), True)
-    return float(within - 2 * kernel_mean(torch.cdist(x, y), False))
+    q, p = ended  # the observations weigh 1 - q and 1 - p, the absorbing state q and p
+    within = (1 - q) ** 2 * kernel_mean(xx, True) + (1 - p) ** 2 * kernel_mean(torch.cdist(y, y), True)
+    return float(within - 2 * (1 - q) * (1 - p) * kernel_mean(torch.cdist(x, y), False) + (q - p) ** 2)
+
+
+def demo_distance(demos: Demonstrations, visited: np.ndarray, episodes: int) -> float:
+    """``state_mmd`` of a policy's ``episodes`` (``visited``: their observations end to end)
+    against the demonstrations, over the time limit of the env they were recorded on."""
+    env_id, env_kwargs = demos.metadata["env_id"], demos.metadata.get("env_kwargs", {})
+    horizon = env_kwargs.get("max_episode_steps") or gym.spec(env_id).max_episode_steps
+    if horizon is None:
+        raise UserInputError(f"{env_id} has no time limit to measure occupancy over")
+    ended = 1 - len(demos.observations) / (demos.num_episodes * horizon), 1 - len(visited) / (episodes * horizon)
+    return state_mmd(demos.observations, visited, ended)
 
 
 def check_demos(demos: Demonstrations, path: Path, ckpt: Path) -> None:
@@ -168,7 +187,7 @@ def main() -> None:
         runs, visited = episode_parts(ckpt, args.episodes, args.seed)
         mean = summary(runs)
         if demos is not None:
-            mean["state_mmd"] = state_mmd(demos.observations, visited)
+            mean["state_mmd"] = demo_distance(demos, visited, args.episodes)
         results[str(ckpt)] = {"episodes": runs, "mean": mean}
         print(f"{ckpt}: " + ", ".join(f"{key} {shown(key, value)}" for key, value in mean.items()))
     if args.out:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import reward_parts
+from gail_lightning.demonstrations import load_demonstrations
 from gail_lightning.demos import load_policy
 from gail_lightning.envs import make_env
 from gail_lightning.evaluation import Evaluator
@@ -91,8 +92,20 @@ def test_state_mmd_matches_the_estimator_written_out_on_a_few_states():
 
     expected = within(x) + within(y) - 2 * kernel(x, y).mean()
     assert reward_parts.state_mmd(reference, other) == pytest.approx(expected, rel=1e-9)
+    # a tenth and 40% of each side's horizon spent in the absorbing state after termination
+    q, p = 0.1, 0.4
+    expected = (1 - q) ** 2 * within(x) + (1 - p) ** 2 * within(y) - 2 * (1 - q) * (1 - p) * kernel(x, y).mean()
+    assert reward_parts.state_mmd(reference, other, (q, p)) == pytest.approx(expected + (q - p) ** 2, rel=1e-9)
     big = rng.normal(size=(4000, 3))
     assert reward_parts.state_mmd(big, other + 1, samples=50) != reward_parts.state_mmd(big, other + 1)
+
+
+def test_a_policy_that_falls_early_is_far_from_the_demos_though_its_states_are_theirs():
+    demos = load_demonstrations(ROOT / "demos/hopper.npz")
+    first_steps = demos.observations[:100]  # the expert's own first 100 states, then one fall
+    assert reward_parts.state_mmd(demos.observations, first_steps) < 0.3
+    assert reward_parts.demo_distance(demos, first_steps, episodes=1) > 0.8  # 90% of 1,000 steps absorbed
+    assert abs(reward_parts.demo_distance(demos, demos.observations[:2000], episodes=2)) < 0.01
 
 
 def test_state_mmd_weighs_features_in_the_references_units():
