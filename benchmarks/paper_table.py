@@ -93,8 +93,8 @@ def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: in
 def measure_cell(run_dir: Path, demos: Path, episodes: int = MEASURED_EPISODES) -> None:
     """Write the finished run's state_mmd.json: its last policy's states against ``demos``,
     with the reward parts of the same episodes. Unfinished runs, runs without a checkpoint
-    (BC's) and runs already measured are left as they are, and nothing starts once the grid
-    is told to stop."""
+    (saved before the grid kept them) and runs already measured are left as they are, and
+    nothing starts once the grid is told to stop."""
     ckpt, out = run_dir / "checkpoints" / "last.ckpt", run_dir / "state_mmd.json"
     if out.exists() or not (run_dir / "result.json").is_file() or not ckpt.is_file() or not demos.is_file():
         return

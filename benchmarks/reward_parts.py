@@ -92,8 +92,9 @@ def state_mmd(
     reference: np.ndarray, states: np.ndarray, ended: tuple[float, float] = (0.0, 0.0), samples: int = 2000,
     seed: int = 0,
 ) -> float:
-    """Unbiased squared MMD between the state occupancies of ``reference`` and ``states`` (rows
-    are observations, each side subsampled to ``samples`` rows). ``ended`` holds each side's
+    """Squared MMD between the state occupancies of ``reference`` and ``states`` (rows are
+    observations, each side subsampled to ``samples`` rows; the kernel means are unbiased, the
+    shares plugged in). ``ended`` holds each side's
     share of the horizon spent after its episodes terminated, one absorbing state whose kernel
     with any observation is 0. Features are standardized and the Gaussian kernel's width set
     (median pairwise distance) by ``reference`` alone, so distances to one reference compare
@@ -124,19 +125,30 @@ def state_mmd(
     return float(within - 2 * (1 - q) * (1 - p) * kernel_mean(torch.cdist(x, y), False) + (q - p) ** 2)
 
 
-def demo_distance(demos: Demonstrations, visited: np.ndarray, episodes: int) -> float:
-    """``state_mmd`` of a policy's ``episodes`` (``visited``: their observations end to end)
-    against the demonstrations, over the time limit of the env they were recorded on."""
+def horizon(demos: Demonstrations) -> int:
+    """The time limit of the env the demonstrations were recorded on: the occupancy's horizon."""
     env_id, env_kwargs = demos.metadata["env_id"], demos.metadata.get("env_kwargs", {})
-    horizon = env_kwargs.get("max_episode_steps") or gym.spec(env_id).max_episode_steps
-    if horizon is None:
-        raise UserInputError(f"{env_id} has no time limit to measure occupancy over")
-    ended = 1 - len(demos.observations) / (demos.num_episodes * horizon), 1 - len(visited) / (episodes * horizon)
+    steps = env_kwargs.get("max_episode_steps") or gym.spec(env_id).max_episode_steps
+    if steps is None:
+        raise UserInputError(f"{env_id} has no time limit to measure a state occupancy over")
+    return steps
+
+
+def demo_distance(demos: Demonstrations, visited: np.ndarray, episodes: int) -> float:
+    """``state_mmd`` of a policy's ``episodes`` (``visited``: their observations end to end,
+    each episode run to termination or the time limit) against the demonstrations'."""
+    steps = horizon(demos)
+    lost = ((steps - demos.episode_lengths) * demos.terminated[demos.episode_ends]).sum()  # terminated only
+    ended = lost / (demos.num_episodes * steps), 1 - len(visited) / (episodes * steps)
+    if not all(0 <= share <= 1 for share in ended):
+        raise ValueError(f"episodes longer than the {steps}-step time limit: {ended}")
     return state_mmd(demos.observations, visited, ended)
 
 
 def check_demos(demos: Demonstrations, path: Path, ckpt: Path) -> None:
-    """Refuse demonstrations whose observations are not those of ``ckpt``'s env."""
+    """Refuse demonstrations whose observations are not those of ``ckpt``'s env, or of an
+    env without a time limit."""
+    horizon(demos)
     _, env_id, env_kwargs = load_policy(ckpt, None)
     env = gym.make(env_id, **env_kwargs)
     obs_dim = env.observation_space.shape[0]

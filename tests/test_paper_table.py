@@ -121,13 +121,13 @@ def test_a_finished_cell_with_a_checkpoint_is_measured_once_against_the_demos(tm
     for folder in (finished, unfinished):
         (folder / "checkpoints").mkdir(parents=True)
         (folder / "checkpoints" / "last.ckpt").write_bytes((ROOT / "experts/hopper.ckpt").read_bytes())
-    fake_result(tmp_path, "BC", 4, 0, 0.3)  # BC keeps no checkpoint
-    bc = paper_table.cell_dir(GRID, tmp_path, "BC", "hopper", 4) / "seed_0"
-    for folder in (finished, unfinished, bc):
+    fake_result(tmp_path, "BC", 4, 0, 0.3)  # its checkpoints lost: nothing to measure
+    lost = paper_table.cell_dir(GRID, tmp_path, "BC", "hopper", 4) / "seed_0"
+    for folder in (finished, unfinished, lost):
         paper_table.measure_cell(folder, ROOT / "demos/hopper.npz", episodes=1)
     paper_table.measure_cell(finished, tmp_path / "no_demos.npz", episodes=1)
     assert not (unfinished / "state_mmd.json").exists()  # no result.json: still training
-    assert not (bc / "state_mmd.json").exists()
+    assert not (lost / "state_mmd.json").exists()
     measured = json.loads((finished / "state_mmd.json").read_text())
     assert abs(measured["state_mmd"]) < 0.01  # the expert's own states
     assert measured["mean"]["steps"] == 1000

@@ -105,6 +105,9 @@ def test_a_policy_that_falls_early_is_far_from_the_demos_though_its_states_are_t
     first_steps = demos.observations[:100]  # the expert's own first 100 states, then one fall
     assert reward_parts.state_mmd(demos.observations, first_steps) < 0.3
     assert reward_parts.demo_distance(demos, first_steps, episodes=1) > 0.8  # 90% of 1,000 steps absorbed
+    expert_lost = 1 - len(demos.observations) / 25_000  # 25 episodes, some fell: all terminated
+    assert reward_parts.demo_distance(demos, first_steps, episodes=1) == pytest.approx(
+        reward_parts.state_mmd(demos.observations, first_steps, (expert_lost, 0.9)), rel=1e-12)
     assert abs(reward_parts.demo_distance(demos, demos.observations[:2000], episodes=2)) < 0.01
 
 
