@@ -15,9 +15,9 @@ raw return, expert and random references per task) and one learning-curve PNG pe
 and trajectory count. Cells not run yet show "—".
 
 A score near 1 can be survival (see the `control*` columns): so each finished cell that
-kept its checkpoints/last.ckpt also gets state_mmd.json, the distance between the states its
-final policy visits and the task's demonstrations (`benchmarks/reward_parts.py`), written
-once and tabled beside the scores. Running a finished cell's command again measures it.
+kept its checkpoints/last.ckpt also gets state_mmd.json, the distance between its final
+policy's state occupancy and the task's demonstrations' (`benchmarks/reward_parts.py`),
+written once and tabled beside the scores. Running a finished cell's command again measures it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from gail_lightning.demonstrations import load_demonstrations
 
 GRID = Path(__file__).resolve().parent / "paper_grid.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURED_EPISODES = 5  # deterministic episodes of a finished cell's policy, seeded 1000 on
+MEASURED_EPISODES = 5  # deterministic episodes of a finished cell's policy (reward_parts.EPISODE_SEED on)
 
 
 def cells(
@@ -91,14 +91,12 @@ def run_cell(grid: dict, results: Path, method: str, task: str, trajectories: in
 
 
 def measure_cell(run_dir: Path, demos: Path, episodes: int = MEASURED_EPISODES) -> None:
-    """Write the finished run's state_mmd.json: its last policy's states against ``demos``,
+    """Write the finished run's state_mmd.json: its last policy's state occupancy against ``demos``,
     with the reward parts of the same episodes. Unfinished runs, runs without a checkpoint
     (saved before the grid kept them) and runs already measured are left as they are, and
     nothing starts once the grid is told to stop."""
     ckpt, out = run_dir / "checkpoints" / "last.ckpt", run_dir / "state_mmd.json"
-    if out.exists() or not (run_dir / "result.json").is_file() or not ckpt.is_file() or not demos.is_file():
-        return
-    if STOP.is_set():
+    if STOP.is_set() or out.exists() or not all(path.is_file() for path in (run_dir / "result.json", ckpt, demos)):
         return
     reference = load_demonstrations(demos)
     reward_parts.check_demos(reference, demos, ckpt)

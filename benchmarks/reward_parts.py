@@ -94,11 +94,10 @@ def state_mmd(
 ) -> float:
     """Squared MMD between the state occupancies of ``reference`` and ``states`` (rows are
     observations, each side subsampled to ``samples`` rows; the kernel means are unbiased, the
-    shares plugged in). ``ended`` holds each side's
-    share of the horizon spent after its episodes terminated, one absorbing state whose kernel
-    with any observation is 0. Features are standardized and the Gaussian kernel's width set
-    (median pairwise distance) by ``reference`` alone, so distances to one reference compare
-    across policies."""
+    shares plugged in). ``ended`` holds each side's share of the horizon spent after its
+    episodes terminated, one absorbing state whose kernel with any observation is 0. Features
+    are standardized and the Gaussian kernel's width set (median pairwise distance) by
+    ``reference`` alone, so distances to one reference compare across policies."""
     if min(len(reference), len(states)) < 2:
         raise ValueError("state_mmd needs at least 2 states on each side")
     rng = np.random.default_rng(seed)
@@ -177,7 +176,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=EPISODE_SEED, help="episode i resets with seed + i")
     parser.add_argument("--out", type=Path, help="write every checkpoint's episodes and means here (JSON)")
-    parser.add_argument("--demos", type=Path, help="demonstrations (.npz) to measure each policy's states against")
+    parser.add_argument("--demos", type=Path, help="demonstrations (.npz) to measure each policy's state occupancy against")
     args = parser.parse_args()
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: run at least one episode")
