@@ -80,12 +80,15 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         "--trainer.enable_progress_bar=false",
         *overrides,
     ]
-    if (run_dir / "checkpoints" / "last.ckpt").exists():
+    resumes = (run_dir / "checkpoints" / "last.ckpt").exists()
+    if resumes:
         cmd.append("--ckpt_path=last")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
-    wall_file = run_dir / "wall.json"  # wall time summed over sittings of a resumed run
-    previous = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else 0.0
+    # Wall time summed over the sittings of a resumed run; a run whose checkpoint was lost
+    # starts again from frame 0, and so does its clock.
+    wall_file = run_dir / "wall.json"
+    previous = json.loads(wall_file.read_text())["wall_s"] if resumes and wall_file.exists() else 0.0
     start = time.time()
     try:
         with open(run_dir / "train.log", "a") as log:

@@ -51,6 +51,18 @@ def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
     assert learn.run_seed(config, 0, tmp_path, budget) == result and calls == []  # done: skipped
 
 
+def test_a_run_that_lost_its_checkpoint_starts_its_wall_clock_again(monkeypatch, tmp_path):
+    """A machine lost mid-run keeps the committed wall.json and not the checkpoint: the rerun
+    trains from frame 0, so the lost sitting's time must not be added to its own."""
+    config = ROOT / "configs" / "inverted_pendulum.yaml"
+    (tmp_path / "seed_0").mkdir()
+    (tmp_path / "seed_0" / "wall.json").write_text(json.dumps({"wall_s": 5000.0}))
+    calls = fake_training(monkeypatch, reached=4096)
+    result = learn.run_seed(config, 0, tmp_path, ["--data.total_frames=4096"])
+    assert "--ckpt_path=last" not in calls[0]
+    assert result["wall_s"] < 60
+
+
 def test_sigterm_lets_the_training_save_keeps_its_wall_time_and_starts_no_other_run(monkeypatch, tmp_path):
     """SIGTERM reaches the driver with its trainings (``kill -TERM -- -PGID``): without the
     handler Python ends the driver (and this test) before it records the sitting's time."""
