@@ -43,11 +43,15 @@ class DropsControlCost(gym.Wrapper):
         return obs, reward, terminated, truncated, {k: v for k, v in info.items() if k != "reward_ctrl"}
 
 
-def test_an_env_whose_parts_miss_some_reward_is_refused_by_name(monkeypatch):
+def test_reward_an_env_does_not_report_is_its_own_part(monkeypatch):
+    expert = ROOT / "experts/hopper.ckpt"
+    [reported], _ = reward_parts.episode_parts(expert, episodes=1, seed=0)
+    assert "reward_unreported" not in reported  # Hopper reports every part
     make = gym.make
     monkeypatch.setattr(reward_parts.gym, "make", lambda *a, **kw: DropsControlCost(make(*a, **kw)))
-    with pytest.raises(SystemExit, match="Hopper-v5's reward_\\* parts sum to .*not its return"):
-        reward_parts.episode_parts(ROOT / "experts/hopper.ckpt", episodes=1, seed=0)
+    [dropped], _ = reward_parts.episode_parts(expert, episodes=1, seed=0)
+    assert dropped["reward_unreported"] == pytest.approx(reported["reward_ctrl"])
+    assert dropped["return"] == reported["return"]
 
 
 def test_a_missing_checkpoint_is_named_before_any_episode_runs(monkeypatch, capsys, tmp_path):
@@ -133,3 +137,8 @@ def test_demos_give_each_checkpoint_its_distance_and_refuse_another_envs(monkeyp
     monkeypatch.setattr(reward_parts, "episode_parts", lambda *a: pytest.fail("ran before checking the demos"))
     with pytest.raises(SystemExit, match=r"walker2d.npz holds Walker2d-v5 observations \(17 numbers"):
         reward_parts.main()
+
+
+def test_the_mean_counts_a_part_an_episode_lacks_as_zero():
+    runs = [{"return": 2.0, "reward_unreported": 2.0}, {"return": 0.0}]
+    assert reward_parts.summary(runs) == {"return": 1.0, "reward_unreported": 1.0}
