@@ -40,8 +40,10 @@ def stop_on_sigterm() -> None:
 
 
 def eval_curve(run_dir: Path) -> list[dict[str, float]]:
-    """Evaluations of a run, [{frames, eval/return, eval/normalized_score}], as ExpertScore saved them."""
-    return json.loads((run_dir / "eval_history.json").read_text())
+    """Evaluations of a run, [{frames, eval/return, eval/normalized_score}], as ExpertScore saved
+    them; none before the first."""
+    path = run_dir / "eval_history.json"
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
@@ -86,9 +88,11 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
     # Wall time summed over the sittings of a resumed run; a run whose checkpoint was lost
-    # starts again from frame 0, and so does its clock.
+    # starts again from frame 0, and so do its clock and its evaluations.
     wall_file = run_dir / "wall.json"
     previous = json.loads(wall_file.read_text())["wall_s"] if resumes and wall_file.exists() else 0.0
+    if not resumes:
+        (run_dir / "eval_history.json").unlink(missing_ok=True)
     start = time.time()
     try:
         with open(run_dir / "train.log", "a") as log:
@@ -98,8 +102,9 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         wall_file.write_text(json.dumps({"wall_s": wall}))
     curve = eval_curve(run_dir)
     budget = int(override_value(overrides, "--data.total_frames") or yaml.safe_load(config.read_text())["data"]["total_frames"])
-    if curve[-1]["frames"] < budget:  # stopped by a signal (exit 0): not a result yet
-        print(f"seed {seed}: stopped at {curve[-1]['frames']} of {budget} frames; rerun to resume", flush=True)
+    reached = curve[-1]["frames"] if curve else 0
+    if reached < budget:  # stopped by a signal (exit 0): not a result yet
+        print(f"seed {seed}: stopped at {reached} of {budget} frames; rerun to resume", flush=True)
         return None
     scores = [p["eval/normalized_score"] for p in curve]
     result = {

@@ -10,8 +10,8 @@ walking. This runs deterministic episodes of each checkpoint and sums, per episo
 ``reward_*`` part the env reports in its step info (survival, forward progress, control and
 contact costs), with the episode length and the distance walked along x, so a score can be
 read beside what earned it. What the return holds beyond the reported parts is
-``reward_unreported`` (HumanoidStandup-v5 pays +1 a step and does not report it), so the parts
-add up to the return.
+``reward_unreported`` (HumanoidStandup-v5 pays +1 a step and does not report it; negative if
+the reported parts over-count), so the parts add up to the return.
 For MuJoCo envs; ``x_distance`` is the root's x (``qpos[0]``), a distance for the
 locomotion tasks only.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -80,12 +79,11 @@ def episode_parts(ckpt: Path, episodes: int, seed: int) -> tuple[list[dict[str, 
                 done = terminated or truncated
             if env.instabilities:
                 raise SystemExit(f"{ckpt}: the simulation blew up in episode {i}; its parts cannot be read.")
+            parts = [v for k, v in run.items() if k.startswith("reward_")]
+            unreported = run["return"] - sum(parts)  # HumanoidStandup-v5's +1 a step
+            if abs(unreported) > 1e-6 * max(1.0, abs(run["return"]), *map(abs, parts)):
+                run["reward_unreported"] = unreported
             run["x_distance"] = float(data.qpos[0] - start_x)
-            # What the env pays and does not name (HumanoidStandup-v5's +1 a step), so the parts
-            # still add up to the return.
-            unnamed = run["return"] - sum(v for k, v in run.items() if k.startswith("reward_"))
-            if not math.isclose(unnamed, 0.0, abs_tol=1e-6 * max(1.0, abs(run["return"]))):
-                run["reward_unreported"] = unnamed
             runs.append(run)
     env.close()
     return runs, np.asarray(visited, dtype=np.float32)

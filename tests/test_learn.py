@@ -25,7 +25,8 @@ def fake_training(monkeypatch, reached: int, during=lambda: None) -> list[list[s
         (root / "checkpoints" / "last.ckpt").write_text("")
         curve = [{"frames": f, "eval/return": f / 10, "eval/normalized_score": f / 4096}
                  for f in range(1024, reached + 1, 1024)]
-        (root / "eval_history.json").write_text(json.dumps(curve))
+        if curve:  # ExpertScore writes the file at the first evaluation
+            (root / "eval_history.json").write_text(json.dumps(curve))
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(learn.subprocess, "run", run)
@@ -40,9 +41,11 @@ def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
     assert not (tmp_path / "seed_0" / "result.json").exists()
     assert "--ckpt_path=last" not in calls[0]
 
+    (tmp_path / "seed_0" / "wall.json").write_text(json.dumps({"wall_s": 5000.0}))
     calls = fake_training(monkeypatch, reached=4096)
     result = learn.run_seed(config, 0, tmp_path, budget)
     assert "--ckpt_path=last" in calls[0]  # the second sitting resumes the first
+    assert result["wall_s"] >= 5000  # and adds its time to the first's
     assert result["frames"] == 4096 and result["final_normalized_score"] == 1.0
     assert result["best_normalized_score"] == 1.0 and result["final_return"] == 409.6
     assert json.loads((tmp_path / "seed_0" / "result.json").read_text()) == result
@@ -52,15 +55,18 @@ def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
 
 
 def test_a_run_that_lost_its_checkpoint_starts_its_wall_clock_again(monkeypatch, tmp_path):
-    """A machine lost mid-run keeps the committed wall.json and not the checkpoint: the rerun
-    trains from frame 0, so the lost sitting's time must not be added to its own."""
+    """A machine lost mid-run keeps the committed wall.json and eval_history.json and not the
+    checkpoint: the rerun trains from frame 0, so neither the lost sitting's time nor its
+    evaluations are the rerun's."""
     config = ROOT / "configs" / "inverted_pendulum.yaml"
     (tmp_path / "seed_0").mkdir()
     (tmp_path / "seed_0" / "wall.json").write_text(json.dumps({"wall_s": 5000.0}))
-    calls = fake_training(monkeypatch, reached=4096)
-    result = learn.run_seed(config, 0, tmp_path, ["--data.total_frames=4096"])
+    lost = [{"frames": 4096, "eval/return": 1.0, "eval/normalized_score": 1.0}]  # the lost run's last
+    (tmp_path / "seed_0" / "eval_history.json").write_text(json.dumps(lost))
+    calls = fake_training(monkeypatch, reached=0)  # stopped before its first evaluation
+    assert learn.run_seed(config, 0, tmp_path, ["--data.total_frames=4096"]) is None
     assert "--ckpt_path=last" not in calls[0]
-    assert result["wall_s"] < 60
+    assert json.loads((tmp_path / "seed_0" / "wall.json").read_text())["wall_s"] < 60
 
 
 def test_sigterm_lets_the_training_save_keeps_its_wall_time_and_starts_no_other_run(monkeypatch, tmp_path):

@@ -140,5 +140,5 @@ def test_demos_give_each_checkpoint_its_distance_and_refuse_another_envs(monkeyp
 
 
 def test_the_mean_counts_a_part_an_episode_lacks_as_zero():
-    runs = [{"return": 2.0, "reward_unreported": 2.0}, {"return": 0.0}]
+    runs = [{"return": 0.0}, {"return": 2.0, "reward_unreported": 2.0}]
     assert reward_parts.summary(runs) == {"return": 1.0, "reward_unreported": 1.0}
