@@ -54,7 +54,7 @@ def test_a_run_stopped_early_is_resumed_not_recorded(monkeypatch, tmp_path):
     assert learn.run_seed(config, 0, tmp_path, budget) == result and calls == []  # done: skipped
 
 
-def test_a_run_that_lost_its_checkpoint_starts_its_wall_clock_again(monkeypatch, tmp_path):
+def test_a_run_that_lost_its_checkpoint_starts_its_clock_and_evaluations_again(monkeypatch, tmp_path):
     """A machine lost mid-run keeps the committed wall.json and eval_history.json and not the
     checkpoint: the rerun trains from frame 0, so neither the lost sitting's time nor its
     evaluations are the rerun's."""
