@@ -5,7 +5,8 @@
 
 Each seed is a `train.py fit` run in its own process under <out>/seed_<s>. A seed whose
 result is already saved is skipped, and an interrupted one resumes from its last.ckpt, so
-the benchmark can be filled over several sittings. Writes <out>/results.json and
+the benchmark can be filled over several sittings. A stopped on-policy run also leaves
+<out>/seed_<s>/parked.ckpt, which git keeps: committed, it resumes the run on another machine. Writes <out>/results.json and
 <out>/learning_curve.png. Arguments after `--` pass through to train.py as overrides.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP = threading.Event()
+PARKED = "parked.ckpt"
 
 
 def stop_on_sigterm() -> None:
@@ -49,7 +52,8 @@ def eval_curve(run_dir: Path) -> list[dict[str, float]]:
 def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
     """Frames and seconds from the start of training until the first evaluation scoring at
     least ``threshold``, from the wall times TensorBoard stores with every logged value;
-    None if no evaluation got there, or if the run was resumed (its sittings' clocks differ)."""
+    None if no evaluation got there, or if the run was resumed (its sittings' clocks differ;
+    one resumed from parked.ckpt on another machine has one log, which starts mid-run)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     files = sorted(run_dir.rglob("events.out.tfevents.*"))
@@ -59,7 +63,10 @@ def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
     events.Reload()
     frames = {e.step: e.value for e in events.Scalars("frames")}
     start = events.FirstEventTimestamp()
-    for event in events.Scalars("eval/normalized_score"):
+    logged, curve = events.Scalars("eval/normalized_score"), eval_curve(run_dir)
+    if not logged or not curve or frames[logged[0].step] != curve[0]["frames"]:
+        return None
+    for event in logged:
         if event.value >= threshold:
             return {"threshold": threshold, "frames": int(frames[event.step]), "wall_s": round(event.wall_time - start, 1)}
     return None
@@ -82,9 +89,11 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         "--trainer.enable_progress_bar=false",
         *overrides,
     ]
-    resumes = (run_dir / "checkpoints" / "last.ckpt").exists()
+    parked = run_dir / PARKED
+    resume_from = "last" if (run_dir / "checkpoints" / "last.ckpt").exists() else parked if parked.exists() else None
+    resumes = resume_from is not None
     if resumes:
-        cmd.append("--ckpt_path=last")
+        cmd.append(f"--ckpt_path={resume_from}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
     # Wall time summed over the sittings of a resumed run; a run whose checkpoint was lost
@@ -104,8 +113,10 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
     budget = int(override_value(overrides, "--data.total_frames") or yaml.safe_load(config.read_text())["data"]["total_frames"])
     reached = curve[-1]["frames"] if curve else 0
     if reached < budget:  # stopped by a signal (exit 0): not a result yet
+        park(run_dir)
         print(f"seed {seed}: stopped at {reached} of {budget} frames; rerun to resume", flush=True)
         return None
+    parked.unlink(missing_ok=True)
     scores = [p["eval/normalized_score"] for p in curve]
     result = {
         "seed": seed,
@@ -122,6 +133,18 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
     print(f"seed {seed}: final score {scores[-1]:.3f}, best {max(scores):.3f}, "
           f"return {curve[-1]['eval/return']:.1f}, {wall:.0f} s", flush=True)
     return result
+
+
+def park(run_dir: Path) -> None:
+    """Copy a stopped run's last.ckpt to <run>/parked.ckpt, which git does not ignore: a
+    session's machine, and checkpoints/ with it, can end with the session, and a committed
+    parked.ckpt resumes the run on the next one. An off-policy run is not parked: its replay
+    buffer (never committed) would stay behind, so it could not resume as it was."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file() and not (run_dir / "replay_buffer").exists():
+        tmp = run_dir / f"{PARKED}.tmp"  # a copy cut short leaves no half checkpoint to resume from
+        shutil.copyfile(last, tmp)
+        tmp.replace(run_dir / PARKED)
 
 
 def override_value(overrides: list[str], key: str) -> str | None:

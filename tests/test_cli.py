@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -237,13 +238,15 @@ def uninterrupted(tmp_path_factory, demos):
 
 # "group": the signal reaches the worker processes too, as Ctrl-C in a terminal,
 # `kill -- -PGID`, `timeout`, a scheduler or `docker stop` send it; "trainer": `kill PID`.
-@pytest.mark.parametrize(("sig", "collection", "to"), [
-    (signal.SIGTERM, "overlap", "trainer"), (signal.SIGINT, "overlap", "group"),
-    (signal.SIGTERM, "serial", "trainer"), (signal.SIGTERM, "two workers", "trainer"),
-    (signal.SIGTERM, "two workers", "group"), (signal.SIGINT, "two workers", "group"),
+# "parked": resumed from a copy of last.ckpt on a machine without checkpoints/ (benchmarks/learn.py).
+@pytest.mark.parametrize(("sig", "collection", "to", "resume_from"), [
+    (signal.SIGTERM, "overlap", "trainer", "last"), (signal.SIGINT, "overlap", "group", "last"),
+    (signal.SIGTERM, "serial", "trainer", "last"), (signal.SIGTERM, "two workers", "trainer", "last"),
+    (signal.SIGTERM, "two workers", "group", "last"), (signal.SIGINT, "two workers", "group", "last"),
+    (signal.SIGTERM, "serial", "trainer", "parked"),
 ])
 def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
-    demo_file, tmp_path, sig, collection, to, uninterrupted
+    demo_file, tmp_path, sig, collection, to, resume_from, uninterrupted
 ):
     uninterrupted = uninterrupted(collection)
     args = signal_run(demo_file, tmp_path, collection)
@@ -269,7 +272,12 @@ def test_signal_stops_and_the_resumed_run_equals_an_uninterrupted_one(
     assert not list(last.parent.glob("*.tmp"))
     stopped_at = frames_in(last)
     assert 512 <= stopped_at < 4096 and stopped_at % 512 == 0, "the signal came too late to test resume"
-    resumed_run = run(*args, "--ckpt_path=last")
+    if resume_from == "parked":
+        parked = tmp_path / "parked.ckpt"
+        shutil.copyfile(last, parked)
+        shutil.rmtree(last.parent)
+        resume_from = str(parked)
+    resumed_run = run(*args, f"--ckpt_path={resume_from}")
     # Resumed mid-epoch, the bar still counts frames out of the budget.
     assert re.search(r"Epoch 0: +100%\|.*\| 4096/4096 \[", resumed_run.stdout), resumed_run.stdout[-500:]
 

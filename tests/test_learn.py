@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +23,7 @@ def fake_training(monkeypatch, reached: int, during=lambda: None) -> list[list[s
         during()
         root = Path(next(a.split("=", 1)[1] for a in cmd if a.startswith("--trainer.default_root_dir=")))
         (root / "checkpoints").mkdir(exist_ok=True)
-        (root / "checkpoints" / "last.ckpt").write_text("")
+        (root / "checkpoints" / "last.ckpt").write_text(f"at {reached} frames")
         curve = [{"frames": f, "eval/return": f / 10, "eval/normalized_score": f / 4096}
                  for f in range(1024, reached + 1, 1024)]
         if curve:  # ExpertScore writes the file at the first evaluation
@@ -67,6 +68,53 @@ def test_a_run_that_lost_its_checkpoint_starts_its_clock_and_evaluations_again(m
     assert learn.run_seed(config, 0, tmp_path, ["--data.total_frames=4096"]) is None
     assert "--ckpt_path=last" not in calls[0]
     assert json.loads((tmp_path / "seed_0" / "wall.json").read_text())["wall_s"] < 60
+
+
+def test_a_stopped_run_is_parked_and_resumes_on_a_machine_that_lost_its_checkpoints(monkeypatch, tmp_path):
+    """checkpoints/ is ignored and ends with the machine; the committed parked.ckpt carries the
+    run to the next one, and goes once the run is done."""
+    config = ROOT / "configs" / "inverted_pendulum.yaml"
+    budget = ["--data.total_frames=4096"]
+    run = tmp_path / "seed_0"
+    fake_training(monkeypatch, reached=2048)
+    assert learn.run_seed(config, 0, tmp_path, budget) is None
+    parked = run / learn.PARKED
+    assert parked.read_text() == "at 2048 frames"
+    # git would commit it (subprocess.call: subprocess.run is the fake training here)
+    assert subprocess.call(["git", "check-ignore", "-q", f"benchmarks/results/x/seed_0/{learn.PARKED}"], cwd=ROOT) == 1
+
+    shutil.rmtree(run / "checkpoints")  # a new machine: the clone has only what was committed
+    calls = fake_training(monkeypatch, reached=4096)
+    result = learn.run_seed(config, 0, tmp_path, budget)
+    assert f"--ckpt_path={parked}" in calls[0]
+    assert result["frames"] == 4096 and not parked.exists()
+
+
+def test_an_off_policy_run_is_not_parked(monkeypatch, tmp_path):
+    """Its replay buffer is never committed, so its checkpoint alone could not resume it as it was."""
+    (tmp_path / "seed_0" / "replay_buffer").mkdir(parents=True)
+    fake_training(monkeypatch, reached=2048)
+    assert learn.run_seed(ROOT / "configs" / "inverted_pendulum.yaml", 0, tmp_path, ["--data.total_frames=4096"]) is None
+    assert not (tmp_path / "seed_0" / learn.PARKED).exists()
+
+
+def test_time_to_score_reads_the_run_log_unless_it_starts_mid_run(tmp_path):
+    """A run resumed from parked.ckpt on another machine has one log, from its second sitting:
+    its first 0.9 may have come in the first, and its clock started there."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    curve = [{"frames": f, "eval/return": f / 10, "eval/normalized_score": f / 4096} for f in (1024, 2048, 3072, 4096)]
+    for name, first in (("whole", 0), ("resumed", 2)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "eval_history.json").write_text(json.dumps(curve))
+        log = SummaryWriter(run / "version_0")
+        for step, point in enumerate(curve[first:], start=first):
+            log.add_scalar("frames", point["frames"], step)
+            log.add_scalar("eval/normalized_score", point["eval/normalized_score"], step)
+        log.close()
+    assert learn.time_to_score(tmp_path / "whole")["frames"] == 4096
+    assert learn.time_to_score(tmp_path / "resumed") is None
 
 
 def test_sigterm_lets_the_training_save_keeps_its_wall_time_and_starts_no_other_run(monkeypatch, tmp_path):
