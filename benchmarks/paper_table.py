@@ -8,7 +8,9 @@
 
 The grid is benchmarks/paper_grid.yaml. Each cell is a `benchmarks/learn.py` seed run under
 benchmarks/results/paper/<method>/<task>/traj_<N>/seed_<s>; a run whose result.json exists
-is skipped and an interrupted one resumes, so the grid fills over several sittings. A cell
+is skipped and an interrupted one resumes, so the grid fills over several sittings; commit
+a stopped cell's parked.ckpt and it resumes on another machine too (`benchmarks/learn.py`;
+an off-policy cell cannot be carried so: its replay buffer stays with the machine). A cell
 the grid's `sources` maps to an existing learn.py run folder is read (and run) there.
 Renders benchmarks/results/paper_table.md (final normalized score mean ± std over seeds and
 raw return, expert and random references per task) and one learning-curve PNG per task
