@@ -4,10 +4,12 @@
     python benchmarks/learn.py --config configs/hopper.yaml --seeds 3 --out DIR --jobs 2 -- --data.total_frames 500000
 
 Each seed is a `train.py fit` run in its own process under <out>/seed_<s>. A seed whose
-result is already saved is skipped, and an interrupted one resumes from its last.ckpt, so
-the benchmark can be filled over several sittings. A stopped on-policy run also leaves
-<out>/seed_<s>/parked.ckpt, which git keeps: committed, it resumes the run on another machine. Writes <out>/results.json and
-<out>/learning_curve.png. Arguments after `--` pass through to train.py as overrides.
+result is already saved is skipped, and an interrupted one resumes from its last.ckpt (or
+parked.ckpt), so the benchmark can be filled over several sittings. checkpoints/ is ignored
+by git and goes with the machine; a stopped run without a replay buffer (not SAC/DAC) also
+leaves <out>/seed_<s>/parked.ckpt (about 2 MB), which git does not ignore: commit it and the
+run resumes on another machine. Writes <out>/results.json and <out>/learning_curve.png.
+Arguments after `--` pass through to train.py as overrides.
 """
 
 from __future__ import annotations
@@ -52,8 +54,7 @@ def eval_curve(run_dir: Path) -> list[dict[str, float]]:
 def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
     """Frames and seconds from the start of training until the first evaluation scoring at
     least ``threshold``, from the wall times TensorBoard stores with every logged value;
-    None if no evaluation got there, or if the run was resumed (its sittings' clocks differ;
-    one resumed from parked.ckpt on another machine has one log, which starts mid-run)."""
+    None if no evaluation got there, or if the folder holds more than one log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     files = sorted(run_dir.rglob("events.out.tfevents.*"))
@@ -63,10 +64,7 @@ def time_to_score(run_dir: Path, threshold: float = 0.9) -> dict | None:
     events.Reload()
     frames = {e.step: e.value for e in events.Scalars("frames")}
     start = events.FirstEventTimestamp()
-    logged, curve = events.Scalars("eval/normalized_score"), eval_curve(run_dir)
-    if not logged or not curve or frames[logged[0].step] != curve[0]["frames"]:
-        return None
-    for event in logged:
+    for event in events.Scalars("eval/normalized_score"):
         if event.value >= threshold:
             return {"threshold": threshold, "frames": int(frames[event.step]), "wall_s": round(event.wall_time - start, 1)}
     return None
@@ -89,15 +87,16 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         "--trainer.enable_progress_bar=false",
         *overrides,
     ]
-    parked = run_dir / PARKED
-    resume_from = "last" if (run_dir / "checkpoints" / "last.ckpt").exists() else parked if parked.exists() else None
-    resumes = resume_from is not None
-    if resumes:
-        cmd.append(f"--ckpt_path={resume_from}")
+    last, parked = run_dir / "checkpoints" / "last.ckpt", run_dir / PARKED
+    resumes = last.exists() or parked.exists()
+    if last.exists():
+        cmd.append("--ckpt_path=last")
+    elif parked.exists():  # on another machine: checkpoints/ stayed with the last one
+        cmd.append(f"--ckpt_path={parked}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"seed {seed}: {' '.join(cmd)}", flush=True)
-    # Wall time summed over the sittings of a resumed run; a run whose checkpoint was lost
-    # starts again from frame 0, and so do its clock and its evaluations.
+    # Wall time summed over the sittings of a resumed run; a run whose checkpoint was lost,
+    # and not parked, starts again from frame 0, and so do its clock and its evaluations.
     wall_file = run_dir / "wall.json"
     previous = json.loads(wall_file.read_text())["wall_s"] if resumes and wall_file.exists() else 0.0
     if not resumes:
@@ -106,14 +105,14 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
     try:
         with open(run_dir / "train.log", "a") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
-    finally:
+    finally:  # parked even after a crash, so parked.ckpt and wall.json stay of one moment
         wall = previous + time.time() - start
         wall_file.write_text(json.dumps({"wall_s": wall}))
+        park(run_dir)
     curve = eval_curve(run_dir)
     budget = int(override_value(overrides, "--data.total_frames") or yaml.safe_load(config.read_text())["data"]["total_frames"])
     reached = curve[-1]["frames"] if curve else 0
     if reached < budget:  # stopped by a signal (exit 0): not a result yet
-        park(run_dir)
         print(f"seed {seed}: stopped at {reached} of {budget} frames; rerun to resume", flush=True)
         return None
     parked.unlink(missing_ok=True)
@@ -126,7 +125,9 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
         "final_normalized_score": scores[-1],
         "best_normalized_score": max(scores),
         "final_return": curve[-1]["eval/return"],
-        "time_to_0.9": time_to_score(run_dir),
+        # A resumed run's sittings' clocks differ, and one resumed on another machine lost
+        # its first sittings' log.
+        "time_to_0.9": None if resumes else time_to_score(run_dir),
         "curve": curve,
     }
     result_file.write_text(json.dumps(result, indent=1))
@@ -136,7 +137,7 @@ def run_seed(config: Path, seed: int, out: Path, overrides: list[str]) -> dict |
 
 
 def park(run_dir: Path) -> None:
-    """Copy a stopped run's last.ckpt to <run>/parked.ckpt, which git does not ignore: a
+    """Copy the run's last.ckpt to <run>/parked.ckpt, which git does not ignore: a
     session's machine, and checkpoints/ with it, can end with the session, and a committed
     parked.ckpt resumes the run on the next one. An off-policy run is not parked: its replay
     buffer (never committed) would stay behind, so it could not resume as it was."""

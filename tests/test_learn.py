@@ -8,14 +8,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmarks import learn
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_training(monkeypatch, reached: int, during=lambda: None) -> list[list[str]]:
+def fake_training(monkeypatch, reached: int, during=lambda: None, crash: bool = False) -> list[list[str]]:
     """Replace the train.py process by one that writes evaluations up to ``reached`` frames,
-    calling ``during()`` while it "trains"."""
+    calling ``during()`` while it "trains", and then fails if ``crash``."""
     calls = []
 
     def run(cmd, **kwargs):
@@ -28,6 +30,8 @@ def fake_training(monkeypatch, reached: int, during=lambda: None) -> list[list[s
                  for f in range(1024, reached + 1, 1024)]
         if curve:  # ExpertScore writes the file at the first evaluation
             (root / "eval_history.json").write_text(json.dumps(curve))
+        if crash:
+            raise subprocess.CalledProcessError(1, cmd)
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(learn.subprocess, "run", run)
@@ -71,8 +75,8 @@ def test_a_run_that_lost_its_checkpoint_starts_its_clock_and_evaluations_again(m
 
 
 def test_a_stopped_run_is_parked_and_resumes_on_a_machine_that_lost_its_checkpoints(monkeypatch, tmp_path):
-    """checkpoints/ is ignored and ends with the machine; the committed parked.ckpt carries the
-    run to the next one, and goes once the run is done."""
+    """checkpoints/ is ignored and ends with the machine; the committed parked.ckpt, wall.json
+    and eval_history.json carry the run to the next one; parked.ckpt goes once the run is done."""
     config = ROOT / "configs" / "inverted_pendulum.yaml"
     budget = ["--data.total_frames=4096"]
     run = tmp_path / "seed_0"
@@ -81,40 +85,57 @@ def test_a_stopped_run_is_parked_and_resumes_on_a_machine_that_lost_its_checkpoi
     parked = run / learn.PARKED
     assert parked.read_text() == "at 2048 frames"
     # git would commit it (subprocess.call: subprocess.run is the fake training here)
-    assert subprocess.call(["git", "check-ignore", "-q", f"benchmarks/results/x/seed_0/{learn.PARKED}"], cwd=ROOT) == 1
+    path = f"benchmarks/results/x/seed_0/{learn.PARKED}"
+    assert subprocess.call(["git", "check-ignore", "-q", path], cwd=ROOT) == 1
 
     shutil.rmtree(run / "checkpoints")  # a new machine: the clone has only what was committed
+    (run / "wall.json").write_text(json.dumps({"wall_s": 5000.0}))
     calls = fake_training(monkeypatch, reached=4096)
     result = learn.run_seed(config, 0, tmp_path, budget)
     assert f"--ckpt_path={parked}" in calls[0]
-    assert result["frames"] == 4096 and not parked.exists()
+    assert result["frames"] == 4096 and result["wall_s"] >= 5000 and not parked.exists()
+
+
+def test_a_crashed_run_is_parked_at_its_last_checkpoint(monkeypatch, tmp_path):
+    """A crash records the sitting's wall time: an older parked.ckpt beside it would, committed,
+    resume from before that time and count it twice."""
+    (tmp_path / "seed_0").mkdir()
+    (tmp_path / "seed_0" / learn.PARKED).write_text("at 1024 frames")
+    fake_training(monkeypatch, reached=2048, crash=True)
+    with pytest.raises(subprocess.CalledProcessError):
+        learn.run_seed(ROOT / "configs" / "inverted_pendulum.yaml", 0, tmp_path, ["--data.total_frames=4096"])
+    assert (tmp_path / "seed_0" / learn.PARKED).read_text() == "at 2048 frames"
 
 
 def test_an_off_policy_run_is_not_parked(monkeypatch, tmp_path):
     """Its replay buffer is never committed, so its checkpoint alone could not resume it as it was."""
     (tmp_path / "seed_0" / "replay_buffer").mkdir(parents=True)
     fake_training(monkeypatch, reached=2048)
-    assert learn.run_seed(ROOT / "configs" / "inverted_pendulum.yaml", 0, tmp_path, ["--data.total_frames=4096"]) is None
+    config = ROOT / "configs" / "inverted_pendulum.yaml"
+    assert learn.run_seed(config, 0, tmp_path, ["--data.total_frames=4096"]) is None
     assert not (tmp_path / "seed_0" / learn.PARKED).exists()
 
 
-def test_time_to_score_reads_the_run_log_unless_it_starts_mid_run(tmp_path):
-    """A run resumed from parked.ckpt on another machine has one log, from its second sitting:
-    its first 0.9 may have come in the first, and its clock started there."""
+def test_time_to_score_comes_from_the_log_of_a_run_of_one_sitting(monkeypatch, tmp_path):
+    """A resumed run's sittings' clocks differ, and one resumed on another machine has only its
+    later sittings' log, where its first 0.9 may be missing."""
     from torch.utils.tensorboard import SummaryWriter
 
-    curve = [{"frames": f, "eval/return": f / 10, "eval/normalized_score": f / 4096} for f in (1024, 2048, 3072, 4096)]
-    for name, first in (("whole", 0), ("resumed", 2)):
-        run = tmp_path / name
-        run.mkdir()
-        (run / "eval_history.json").write_text(json.dumps(curve))
-        log = SummaryWriter(run / "version_0")
-        for step, point in enumerate(curve[first:], start=first):
-            log.add_scalar("frames", point["frames"], step)
-            log.add_scalar("eval/normalized_score", point["eval/normalized_score"], step)
-        log.close()
-    assert learn.time_to_score(tmp_path / "whole")["frames"] == 4096
-    assert learn.time_to_score(tmp_path / "resumed") is None
+    log = SummaryWriter(tmp_path / "logged" / "version_0")
+    for step, frames in enumerate((1024, 2048, 3072, 4096)):
+        log.add_scalar("frames", frames, step)
+        log.add_scalar("eval/normalized_score", frames / 4096, step)
+    log.close()
+    assert learn.time_to_score(tmp_path / "logged")["frames"] == 4096
+
+    monkeypatch.setattr(learn, "time_to_score", lambda run_dir: {"frames": 1024})
+    config, budget = ROOT / "configs" / "inverted_pendulum.yaml", ["--data.total_frames=4096"]
+    fake_training(monkeypatch, reached=4096)
+    assert learn.run_seed(config, 0, tmp_path, budget)["time_to_0.9"] == {"frames": 1024}
+    fake_training(monkeypatch, reached=2048)
+    learn.run_seed(config, 1, tmp_path, budget)
+    fake_training(monkeypatch, reached=4096)
+    assert learn.run_seed(config, 1, tmp_path, budget)["time_to_0.9"] is None
 
 
 def test_sigterm_lets_the_training_save_keeps_its_wall_time_and_starts_no_other_run(monkeypatch, tmp_path):
